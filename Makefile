@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` (set up + main job) and `make test` (set up + test suite).
+PYTHON ?= python3.11
+VENV   ?= .venv
+RUN    ?= runs/demo
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m jobs.demo --run $(RUN)
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check featurestore encoders seqtrain jobs tests bench
+
+bench: setup
+	$(PY) bench/bench_store.py
+	$(PY) bench/bench_seqtrain.py
+	$(PY) bench/bench_encoders.py
+
+clean:
+	rm -rf $(RUN)

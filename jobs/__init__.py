@@ -1,0 +1,1 @@
+"""jobs: thin Ray entry points (extract, pretrain, finetune) and the demo pipeline."""
