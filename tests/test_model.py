@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from seqtrain.config import MODEL_PRESETS, ModelConfig, model_config
+from seqtrain.model import SeqModel
+from seqtrain.tasks import TASKS
+
+torch.set_num_threads(1)
+
+
+def shapes(model, prefix):
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith(prefix)}
+
+
+@pytest.mark.parametrize("preset", sorted(MODEL_PRESETS))
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_per_frame_outputs(preset, task):
+    torch.manual_seed(0)
+    cfg = model_config(preset, in_dim=24, out_dim=TASKS[task].out_dim)
+    if preset == "paper":
+        cfg = model_config(preset, in_dim=24, out_dim=TASKS[task].out_dim, layers=1)
+    m = SeqModel(cfg).eval()
+    x = torch.randn(2, 40, 24)
+    pad = torch.zeros(2, 40, dtype=torch.bool)
+    pad[1, 30:] = True
+    y = m(x, pad)
+    assert y.shape == (2, 40, TASKS[task].out_dim)
+    assert torch.isfinite(y).all()
+
+
+def test_padded_frames_do_not_reach_real_frames_through_attention():
+    torch.manual_seed(0)
+    m = SeqModel(model_config("tiny", in_dim=8, out_dim=2, use_tcn=False)).eval()
+    x = torch.randn(1, 20, 8)
+    pad = torch.zeros(1, 20, dtype=torch.bool)
+    pad[0, 15:] = True
+    y1 = m(x, pad)
+    x2 = x.clone()
+    x2[0, 15:] = 100.0
+    y2 = m(x2, pad)
+    torch.testing.assert_close(y1[0, :15], y2[0, :15])
+
+
+@pytest.mark.parametrize("off", ["use_tcn", "use_transformer"])
+def test_ablation_switches_change_only_their_stage(off):
+    base = SeqModel(model_config("tiny", in_dim=24, out_dim=8, d_model=48, heads=2))
+    abl = SeqModel(model_config("tiny", in_dim=24, out_dim=8, d_model=48, heads=2, **{off: False}))
+    stage, other = ("tcn", "transformer") if off == "use_tcn" else ("transformer", "tcn")
+    assert shapes(base, "head.") == shapes(abl, "head.")
+    assert shapes(base, other + ".") == shapes(abl, other + ".")
+    assert shapes(base, stage + ".") != shapes(abl, stage + ".")
+    # the switched-off stage keeps the width contract: a projection, nothing more
+    assert all(k.startswith(stage + ".proj") for k in shapes(abl, stage + "."))
+    y = abl(torch.randn(2, 10, 24), torch.zeros(2, 10, dtype=torch.bool))
+    assert y.shape == (2, 10, 8)
+
+
+def test_kernel_size_one_keeps_length():
+    m = SeqModel(model_config("tiny", in_dim=8, out_dim=2, kernel_sizes=(1, 5), dilations=(1, 3)))
+    assert m(torch.randn(1, 7, 8), torch.zeros(1, 7, dtype=torch.bool)).shape == (1, 7, 2)
+
+
+def test_sinusoidal_positions_have_no_parameters():
+    m = SeqModel(model_config("tiny", in_dim=8, out_dim=2, positions="sinusoidal"))
+    assert not any("pos" in k for k, _ in m.named_parameters())
+
+
+@pytest.mark.parametrize("field,value", [("heads", 3), ("dropout", 1.5), ("positions", "rope"),
+                                         ("kernel_sizes", (3,)), ("in_dim", 0)])
+def test_bad_model_config_names_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        ModelConfig(**{**MODEL_PRESETS["tiny"], field: value})
