@@ -1,0 +1,366 @@
+"""Reader for the Aff-Wild2 tree as distributed (layout in shared/AFFWILD2.md).
+
+``read_affwild2(root)`` discovers every ``cropped_aligned*`` frames folder, the annotation root
+(``VA_Estimation_Challenge`` / ``EXPR_*_Challenge`` / ``AU_Detection_Challenge``), the test release
+lists and the template files, and returns one :class:`AffWild2` with a complete :class:`Video` per
+video. Malformed input raises :class:`DataFormatError` naming the file and line; a video is either
+built completely or the whole read fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from featurestore._affwild2_scan import (
+    check_video_name,
+    scan_tree,
+    test_list_task,
+)
+from featurestore.errors import DataFormatError
+
+log = logging.getLogger(__name__)
+
+TASKS = ("va", "expr", "au")
+EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
+SPLITS = ("train", "val", "test")
+
+HEADERS = {"va": ("valence", "arousal"), "expr": EXPR_CLASSES, "au": AU_NAMES}
+_SPLIT_DIRS = {"Train_Set": "train", "Validation_Set": "val"}
+
+
+def source_video(name: str) -> str:
+    """The source video of a subject: ``"10-60-1280x720_right"`` -> ``"10-60-1280x720"``."""
+    for suffix in ("_left", "_right"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+# ---------------------------------------------------------------- annotation files
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Lines of a text file without line ends (CRLF tolerated), trailing blank lines dropped."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataFormatError(path, None, f"not UTF-8 text ({err.reason})") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _check_header(path: Path, line: str, expected: tuple[str, ...]) -> None:
+    got = tuple(c.strip() for c in line.split(","))
+    if got != expected:
+        raise DataFormatError(path, 1, f"wrong header {line.strip()!r}: expected {','.join(expected)!r}")
+
+
+def _number(path: Path, lineno: int, text: str, kind: type) -> float | int:
+    try:
+        return kind(text.strip())
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise DataFormatError(path, lineno, f"{text.strip()!r} is not {what}") from None
+
+
+def _parse_va(path: Path, lineno: int, cells: list[str]) -> tuple[tuple[float, float], bool]:
+    v, a = (_number(path, lineno, c, float) for c in cells)
+    if v == -5 or a == -5:
+        return (v, a), False
+    for name, x in (("valence", v), ("arousal", a)):
+        if not (math.isfinite(x) and -1.0 <= x <= 1.0):
+            raise DataFormatError(path, lineno, f"{name} {x} out of range [-1, 1] (invalid marker is -5)")
+    return (v, a), True
+
+
+def _parse_expr(path: Path, lineno: int, cells: list[str]) -> tuple[int, bool]:
+    c = _number(path, lineno, cells[0], int)
+    if c == -1:
+        return c, False
+    if not 0 <= c < len(EXPR_CLASSES):
+        raise DataFormatError(path, lineno, f"expression {c} out of range 0..7 (invalid marker is -1)")
+    return c, True
+
+
+def _parse_au(path: Path, lineno: int, cells: list[str]) -> tuple[list[int], bool]:
+    row = [_number(path, lineno, c, int) for c in cells]
+    for name, x in zip(AU_NAMES, row, strict=True):
+        if x not in (0, 1, -1):
+            raise DataFormatError(path, lineno, f"{name} value {x} is not 0, 1 or -1")
+    return row, -1 not in row
+
+
+_ROW_PARSERS = {"va": (_parse_va, np.float32), "expr": (_parse_expr, np.int64), "au": (_parse_au, np.int8)}
+
+
+def parse_annotation(path: str | Path, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse one annotation file; line i+1 of the file labels frame i (1-based).
+
+    Returns ``values`` (va: (n, 2) float32, expr: (n,) int64, au: (n, 12) int8) and ``valid`` (n,)
+    bool, n = number of label lines. Invalid rows keep their raw marker values (-5 / -1).
+    """
+    if task not in HEADERS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    path = Path(path)
+    lines = _read_lines(path)
+    if not lines:
+        raise DataFormatError(path, 1, "empty annotation file (expected a header line)")
+    expected = HEADERS[task]
+    _check_header(path, lines[0], expected)
+    parse_row, dtype = _ROW_PARSERS[task]
+    ncols = len(expected) if task != "expr" else 1
+    values, valid = [], np.empty(len(lines) - 1, dtype=bool)
+    for i, line in enumerate(lines[1:]):
+        lineno = i + 2
+        cells = line.split(",")
+        if len(cells) != ncols:
+            raise DataFormatError(path, lineno, f"expected {ncols} column(s), got {len(cells)}: {line.strip()!r}")
+        row, ok = parse_row(path, lineno, cells)
+        values.append(row)
+        valid[i] = ok
+    shape = {"va": (-1, 2), "expr": (-1,), "au": (-1, len(AU_NAMES))}[task]
+    return np.asarray(values, dtype=dtype).reshape(shape), valid
+
+
+def read_template(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a template / submission file (``image_location[,...]`` then ``video/00001.jpg[,...]``).
+
+    Returns video -> (k,) int64 frame numbers, in file order.
+    """
+    path = Path(path)
+    lines = _read_lines(path)
+    if not lines or not lines[0].strip().startswith("image_location"):
+        raise DataFormatError(path, 1, "a template starts with an 'image_location' header")
+    frames: dict[str, list[int]] = {}
+    for i, line in enumerate(lines[1:]):
+        lineno = i + 2
+        loc = line.split(",", 1)[0].strip()
+        video, sep, fname = loc.rpartition("/")
+        stem = fname[:-4] if fname.endswith(".jpg") else ""
+        if not sep or not stem.isdigit() or int(stem) < 1:
+            raise DataFormatError(path, lineno, f"expected 'video/NNNNN.jpg', got {loc!r}")
+        check_video_name(path, lineno, video)
+        frames.setdefault(video, []).append(int(stem))
+    return {v: np.asarray(n, dtype=np.int64) for v, n in frames.items()}
+
+
+# ---------------------------------------------------------------- data model
+
+
+@dataclass(frozen=True)
+class TaskLabels:
+    """The labels of one video for one task; ``values``/``valid`` as :func:`parse_annotation`."""
+
+    split: str
+    values: np.ndarray
+    valid: np.ndarray
+    path: Path
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "val"):
+            raise ValueError(f"TaskLabels.split must be 'train' or 'val', got {self.split!r}")
+        if len(self.values) != len(self.valid):
+            raise ValueError(f"TaskLabels: {len(self.values)} values but {len(self.valid)} valid flags")
+
+
+@dataclass(frozen=True, eq=False)
+class Video:
+    """One video (or one ``_left``/``_right`` subject) with its frames and labels."""
+
+    name: str
+    source: str
+    frame_dirs: tuple[Path, ...]
+    frame_numbers: np.ndarray
+    num_frames: int
+    labels: Mapping[str, TaskLabels]
+    test_tasks: frozenset[str]
+    # index into frame_dirs for each entry of frame_numbers; None means frame_dirs[0]
+    frame_dir_index: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        n = self.frame_numbers
+        if n.ndim != 1 or (n.size and (n[0] < 1 or np.any(np.diff(n) <= 0))):
+            raise ValueError(f"Video {self.name!r}: frame_numbers must be sorted, unique and >= 1")
+        if n.size and n[-1] > self.num_frames:
+            raise ValueError(f"Video {self.name!r}: num_frames {self.num_frames} < last jpg {n[-1]}")
+        if n.size and not self.frame_dirs:
+            raise ValueError(f"Video {self.name!r}: has frame numbers but no frame_dirs")
+
+    def present(self) -> np.ndarray:
+        """(num_frames,) bool, True where a jpg exists (index i is frame number i + 1)."""
+        out = np.zeros(self.num_frames, dtype=bool)
+        out[self.frame_numbers - 1] = True
+        return out
+
+    def frame_path(self, number: int) -> Path:
+        """Path of the jpg of 1-based frame ``number``; KeyError if that frame has no jpg."""
+        i = int(np.searchsorted(self.frame_numbers, number))
+        if i >= self.frame_numbers.size or self.frame_numbers[i] != number:
+            raise KeyError(f"video {self.name!r} has no jpg for frame {number}")
+        d = 0 if self.frame_dir_index is None else int(self.frame_dir_index[i])
+        return self.frame_dirs[d] / self.name / f"{number:05d}.jpg"
+
+
+@dataclass(frozen=True, eq=False)
+class AffWild2:
+    """A whole Aff-Wild2 tree: videos sorted by name, plus templates (task -> video -> frames)."""
+
+    root: Path
+    videos: Mapping[str, Video]
+    templates: Mapping[str, Mapping[str, np.ndarray]]
+
+    def split_of(self, video: str, task: str) -> str | None:
+        """``"train"``, ``"val"`` or ``"test"`` for this video and task, else None."""
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        v = self.videos[video]
+        if task in v.labels:
+            return v.labels[task].split
+        return "test" if task in v.test_tasks else None
+
+
+# ---------------------------------------------------------------- assembling the tree
+
+
+def _read_labels(ann_dirs: dict[str, list[Path]]) -> dict[str, dict[str, TaskLabels]]:
+    """video -> task -> TaskLabels from every ``<Task>_Challenge/{Train,Validation}_Set``."""
+    labels: dict[str, dict[str, TaskLabels]] = {}
+    for task, dirs in ann_dirs.items():
+        for task_dir in dirs:
+            for split_name, split in _SPLIT_DIRS.items():
+                split_dir = task_dir / split_name
+                if not split_dir.is_dir():
+                    log.warning("%s: no %s folder", task_dir, split_name)
+                    continue
+                for path in sorted(split_dir.glob("*.txt")):
+                    video = path.stem
+                    check_video_name(path, None, video)
+                    if task in labels.get(video, {}):
+                        other = labels[video][task].path
+                        raise DataFormatError(path, None, f"video {video!r} is also annotated for {task} in {other}")
+                    values, valid = parse_annotation(path, task)
+                    labels.setdefault(video, {})[task] = TaskLabels(split, values, valid, path)
+    return labels
+
+
+def _read_test_lists(files: list[Path]) -> dict[str, dict[str, tuple[Path, int]]]:
+    """video -> task -> (list file, line) for every test release list."""
+    out: dict[str, dict[str, tuple[Path, int]]] = {}
+    for path in files:
+        task = test_list_task(path)
+        if task is None:
+            log.warning("%s: cannot tell the task of this test list from its name; ignored", path)
+            continue
+        for i, line in enumerate(_read_lines(path)):
+            name = line.strip()
+            if name:
+                check_video_name(path, i + 1, name)
+                out.setdefault(name, {})[task] = (path, i + 1)
+    return out
+
+
+def _build_video(name, frames, labels, tests, templates) -> Video:
+    dirs, numbers, dir_index = frames.get(name, ((), np.zeros(0, np.int64), None))
+    tmpl = [t[name] for t in templates.values() if name in t]
+    n = max([int(numbers[-1]) if numbers.size else 0]
+            + [len(lab.values) for lab in labels.values()]
+            + [int(t.max()) for t in tmpl if t.size])
+    return Video(name=name, source=source_video(name), frame_dirs=dirs, frame_numbers=numbers,
+                 num_frames=n, labels=dict(labels), test_tasks=frozenset(tests),
+                 frame_dir_index=dir_index)
+
+
+def _check_frameless(name: str, labels, tests, templates, template_paths) -> None:
+    """A video without a frames folder is allowed only when test-listed and templated."""
+    if labels:
+        lab = next(iter(labels.values()))
+        raise DataFormatError(lab.path, None, f"video {name!r} is annotated but has no frames folder")
+    if tests and not any(name in templates.get(t, {}) for t in tests):
+        path, line = next(iter(tests.values()))
+        raise DataFormatError(path, line, f"test video {name!r} has no frames folder and no template")
+    if not tests:
+        task = next(t for t in templates if name in templates[t])
+        raise DataFormatError(template_paths[task], None,
+                              f"template video {name!r} has no frames folder and is in no test list")
+
+
+def _template_task(path: Path) -> str:
+    header = tuple(c.strip() for c in _read_lines(path)[0].split(",")[1:])
+    for task, names in HEADERS.items():
+        if header == names:
+            return task
+    task = test_list_task(path)
+    if task is None:
+        raise DataFormatError(path, 1, "cannot tell the task of this template from its header or name")
+    return task
+
+
+def _read_templates(files: list[Path]) -> tuple[dict, dict[str, Path]]:
+    """task -> video -> frame numbers; the first template (sorted by path) of a task wins."""
+    templates: dict[str, dict[str, np.ndarray]] = {}
+    paths: dict[str, Path] = {}
+    for path in sorted(files, key=str):
+        task = _template_task(path)
+        frames = read_template(path)
+        if task in templates:
+            log.warning("%s: a second %s template; kept %s for the videos both name", path, task, paths[task])
+            frames.update(templates[task])
+        else:
+            paths[task] = path
+        templates[task] = frames
+    return templates, paths
+
+
+def read_affwild2(root: str | Path) -> AffWild2:
+    """Read the Aff-Wild2 tree under ``root`` (see module docstring)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataFormatError(root, None, "not a directory")
+    scan = scan_tree(root)
+    labels = _read_labels(scan.annotation_dirs)
+    tests = _read_test_lists(scan.test_lists)
+    templates, template_paths = _read_templates(scan.template_files)
+    for video, by_task in tests.items():
+        for task, (path, line) in by_task.items():
+            if task in labels.get(video, {}):
+                raise DataFormatError(path, line, f"test video {video!r} is also annotated for {task} "
+                                      f"in {labels[video][task].path}")
+    names = set(scan.frames) | set(labels) | set(tests)
+    names |= {v for t in templates.values() for v in t}
+    videos = {}
+    for name in sorted(names):
+        if name not in scan.frames:
+            _check_frameless(name, labels.get(name, {}), tests.get(name, {}), templates, template_paths)
+        videos[name] = _build_video(name, scan.frames, labels.get(name, {}), tests.get(name, {}), templates)
+    log.info("read %d videos from %s", len(videos), root)
+    return AffWild2(root=root, videos=videos, templates=templates)
+
+
+def summarize(ds: AffWild2) -> str:
+    """A human-readable multi-line summary of a tree (videos, frames, labels, pairs, tests)."""
+    vids = list(ds.videos.values())
+    lines = [f"Aff-Wild2 at {ds.root}: {len(vids)} videos, {len({v.source for v in vids})} sources"]
+    total = sum(v.num_frames for v in vids)
+    faces = sum(int(v.frame_numbers.size) for v in vids)
+    lines.append(f"frames: {total} total, {faces} with a face ({100.0 * faces / max(total, 1):.1f}%)")
+    for task in TASKS:
+        counts = {s: sum(ds.split_of(v.name, task) == s for v in vids) for s in SPLITS}
+        valid = sum(int(v.labels[task].valid.sum()) for v in vids if task in v.labels)
+        lines.append(f"{task:>4}: " + ", ".join(f"{s} {counts[s]}" for s in SPLITS)
+                     + f" videos; {valid} valid labels")
+    pairs = {v.source for v in vids if v.name != v.source}
+    lines.append(f"_left/_right sources: {len(pairs)}")
+    tests = [v.name for v in vids if v.test_tasks]
+    lines.append(f"test videos: {len(tests)} ({sum(not ds.videos[t].frame_numbers.size for t in tests)} without frames)")
+    for task, tmpl in ds.templates.items():
+        lines.append(f"template {task}: {len(tmpl)} videos, {sum(t.size for t in tmpl.values())} frames")
+    return "\n".join(lines)
