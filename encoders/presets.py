@@ -1,0 +1,83 @@
+"""Named MAE presets: the paper's ViT-Base and a tiny one that trains on 2 CPU cores.
+
+A preset is a frozen :class:`MAEConfig`; derive variants with :func:`get_preset` overrides
+(``get_preset("tiny", img_size=48)``) instead of mutating the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MAEConfig:
+    """Architecture of a face Masked Autoencoder (encoder + lightweight decoder)."""
+
+    name: str = "custom"
+    img_size: int = 112  # Aff-Wild2 crops are 112x112
+    patch_size: int = 16
+    in_chans: int = 3
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    decoder_embed_dim: int = 512
+    decoder_depth: int = 8
+    decoder_num_heads: int = 16
+    mlp_ratio: float = 4.0
+    mask_ratio: float = 0.75
+    norm_pix_loss: bool = False
+
+    def __post_init__(self) -> None:
+        positive = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads",
+                    "decoder_embed_dim", "decoder_depth", "decoder_num_heads")
+        for field in positive:
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"MAEConfig.{field} must be a positive int, got {value!r}")
+        if self.img_size % self.patch_size:
+            raise ValueError(f"MAEConfig.img_size={self.img_size} is not a multiple of "
+                             f"patch_size={self.patch_size}")
+        for dim, heads in (("embed_dim", "num_heads"), ("decoder_embed_dim", "decoder_num_heads")):
+            if getattr(self, dim) % getattr(self, heads):
+                raise ValueError(f"MAEConfig.{dim}={getattr(self, dim)} is not divisible by "
+                                 f"{heads}={getattr(self, heads)}")
+            if getattr(self, dim) % 4:  # 2-D sin-cos position embeddings need dim % 4 == 0
+                raise ValueError(f"MAEConfig.{dim}={getattr(self, dim)} must be a multiple of 4")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"MAEConfig.mask_ratio must be in (0, 1), got {self.mask_ratio!r}")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"MAEConfig.mlp_ratio must be > 0, got {self.mlp_ratio!r}")
+
+    @property
+    def num_patches(self) -> int:
+        return (self.img_size // self.patch_size) ** 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MAEConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"MAEConfig: unknown field(s) {unknown}")
+        return cls(**data)
+
+
+PRESETS: dict[str, MAEConfig] = {
+    # The paper: ViT-Base/16 encoder, 512-wide 8-block decoder, 75% masking.
+    "vit_base": MAEConfig(name="vit_base", embed_dim=768, depth=12, num_heads=12,
+                          decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16),
+    # Demo and tests: a few minutes of pretraining on 2 CPU cores.
+    "tiny": MAEConfig(name="tiny", embed_dim=128, depth=4, num_heads=4,
+                      decoder_embed_dim=96, decoder_depth=2, decoder_num_heads=4),
+}
+
+
+def get_preset(name: str, **overrides: Any) -> MAEConfig:
+    """The preset ``name`` with ``overrides`` applied (e.g. ``img_size=48``)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset={name!r} is unknown; choose one of {sorted(PRESETS)}")
+    return dataclasses.replace(PRESETS[name], **overrides)
