@@ -1,0 +1,344 @@
+"""Read API of the feature store: :func:`open` and :class:`FeatureStore`.
+
+The catalog (video names, offsets, frame counts, splits) is read once on open. Feature reads see
+only committed videos; committed rows never change (exactly-once writes), which is what makes the
+small LRU of decoded chunks safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zarr
+from tqdm import tqdm
+
+from featurestore import layout as L
+from featurestore.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+MODES = ("r", "r+", "a")
+LOAD_BLOCK_CHUNKS = 8  # chunks per zarr call in bulk loads: bounds the extra memory of a load
+
+
+class UnknownKeyError(StoreError, KeyError):
+    """A feature set, video or task that the store does not have (or has not committed)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class FeatureSetInfo:
+    name: str
+    dim: int
+    dtype: str
+    fill: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadedFeatures:
+    """One contiguous (rows, dim) array holding the loaded videos back to back."""
+
+    array: np.ndarray
+    spans: dict[str, tuple[int, int]]
+
+    def __getitem__(self, video: str) -> np.ndarray:
+        """(num_frames, dim) view of one video."""
+        a, b = self.spans[video]
+        return self.array[a:b]
+
+    def videos(self) -> list[str]:
+        return list(self.spans)
+
+
+@dataclass(frozen=True)
+class LoadedLabels:
+    """Labels of several videos back to back: values (rows, ...) and valid (rows,)."""
+
+    values: np.ndarray
+    valid: np.ndarray
+    spans: dict[str, tuple[int, int]]
+
+    def __getitem__(self, video: str) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.spans[video]
+        return self.values[a:b], self.valid[a:b]
+
+
+class _ChunkCache:
+    """LRU of decoded chunks keyed by (set name, chunk index), bounded in bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple[str, int]) -> np.ndarray | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: tuple[str, int], chunk: np.ndarray) -> None:
+        if chunk.nbytes > self.max_bytes or key in self._items:
+            return
+        self._items[key] = chunk
+        self._bytes += chunk.nbytes
+        while self._bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.nbytes
+
+
+def _path_str(path: str | os.PathLike) -> str:
+    return os.fspath(path)
+
+
+def open(path: str | os.PathLike, mode: str = "r", *, cache_bytes: int = 64 << 20) -> FeatureStore:
+    """Open a feature store (local path or fsspec URL such as ``memory://x``, ``s3://b/x``).
+
+    mode "r" is read-only; "r+" / "a" allow creating and writing feature sets.
+    """
+    if mode not in MODES:
+        raise StoreError(f"mode {mode!r} is not one of {MODES}")
+    where = _path_str(path)
+    try:
+        root = zarr.open_group(store=where, mode="r" if mode == "r" else "r+")
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise StoreError(f"{where}: no feature store here ({err})") from err
+    except Exception as err:  # zarr raises its own not-found types
+        if type(err).__name__.endswith("NotFoundError"):
+            raise StoreError(f"{where}: no feature store here") from err
+        raise
+    return FeatureStore(root, where, mode, cache_bytes=cache_bytes)
+
+
+def check_version(attrs: dict, where: str) -> None:
+    """Raise StoreError unless the root attrs describe a complete store this library can read."""
+    version = attrs.get(L.ATTR_VERSION)
+    if version is None:
+        raise StoreError(f"{where}: not a complete feature store (no {L.ATTR_VERSION}; "
+                         "an interrupted ingest? rerun it)")
+    if int(version) > L.LAYOUT_VERSION:
+        raise StoreError(f"{where}: store layout_version {version} is newer than this library's "
+                         f"layout_version {L.LAYOUT_VERSION}; upgrade featurestore")
+    state = (attrs.get(L.ATTR_INGEST) or {}).get("state", "complete")
+    if state != "complete":
+        raise StoreError(f"{where}: an ingest into this store did not finish (state {state!r}); "
+                         "rerun the ingest")
+
+
+class FeatureStore:
+    """A feature store opened by :func:`open`. See docs/STORE.md for the layout."""
+
+    def __init__(self, root: zarr.Group, where: str, mode: str, *, cache_bytes: int = 64 << 20):
+        attrs = root.attrs.asdict()
+        check_version(attrs, where)
+        self._root, self.path, self.mode = root, where, mode
+        self._names: list[str] = list(attrs[L.ATTR_VIDEOS])
+        self._sources: list[str] = list(attrs[L.ATTR_SOURCES])
+        self._index = {v: i for i, v in enumerate(self._names)}
+        n = len(self._names)
+        self._offset = root[L.OFFSET][:n] if n else np.zeros(0, np.int64)  # (V,)
+        self._frames = root[L.NUM_FRAMES][:n] if n else np.zeros(0, np.int64)  # (V,)
+        self._split = root[L.SPLIT][:n] if n else np.zeros((0, len(L.TASKS)), np.int8)  # (V, T)
+        self._sets: dict[str, Any] = {}
+        self._cache = _ChunkCache(cache_bytes)
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({self.path!r}, videos={len(self._names)}, mode={self.mode!r})"
+
+    # catalog -----------------------------------------------------------------------------
+    def _vid(self, video: str) -> int:
+        i = self._index.get(video)
+        if i is None:
+            raise UnknownKeyError(f"{self.path}: unknown video {video!r}")
+        return i
+
+    def videos(self, split: str | None = None, task: str | None = None) -> list[str]:
+        """Videos in store order; with ``split`` and/or ``task``, those in that split / task."""
+        keep = np.ones(len(self._names), dtype=bool)
+        if task is not None:
+            if task not in L.TASKS:
+                raise UnknownKeyError(f"unknown task {task!r}; tasks are {L.TASKS}")
+            cols = self._split[:, [L.TASKS.index(task)]]  # (V, 1)
+        else:
+            cols = self._split  # (V, T)
+        if split is not None:
+            keep &= (cols == L.split_code(split)).any(axis=1)
+        elif task is not None:
+            keep &= (cols != L.SPLIT_NONE).any(axis=1)
+        return [v for v, k in zip(self._names, keep, strict=True) if k]
+
+    def num_frames(self, video: str) -> int:
+        return int(self._frames[self._vid(video)])
+
+    def offset(self, video: str) -> int:
+        """First row of ``video`` on the store's frame axis (a multiple of CHUNK_FRAMES)."""
+        return int(self._offset[self._vid(video)])
+
+    def source(self, video: str) -> str:
+        return self._sources[self._vid(video)]
+
+    def split(self, video: str, task: str) -> str | None:
+        if task not in L.TASKS:
+            raise UnknownKeyError(f"unknown task {task!r}; tasks are {L.TASKS}")
+        return L.split_name(self._split[self._vid(video), L.TASKS.index(task)])
+
+    def _rows(self, video: str) -> slice:
+        i = self._vid(video)
+        return slice(int(self._offset[i]), int(self._offset[i] + self._frames[i]))
+
+    def present(self, video: str) -> np.ndarray:
+        """(num_frames,) bool: True where the frame has a face jpg."""
+        return np.asarray(self._root[L.PRESENT][self._rows(video)], dtype=bool)
+
+    def labels(self, task: str, video: str) -> tuple[np.ndarray, np.ndarray]:
+        """Labels of one video: values (n, ...) and valid (n,) bool, n = num_frames(video).
+
+        va (n, 2) float32, expr (n,) int64, au (n, 12) int8. Rows without an annotation line
+        (past the end of the file, unannotated tasks, test videos) are invalid and hold the
+        task's invalid marker (-5 for va, -1 otherwise).
+        """
+        if task not in L.TASKS:
+            raise UnknownKeyError(f"unknown task {task!r}; tasks are {L.TASKS}")
+        rows = self._rows(video)
+        values = self._root[L.label_path(task)][rows]
+        valid = np.asarray(self._root[L.valid_path(task)][rows], dtype=bool)
+        return values, valid
+
+    def load_labels(self, task: str, videos: list[str]) -> LoadedLabels:
+        """Labels of several videos back to back, in the order given."""
+        parts = [self.labels(task, v) for v in videos]
+        spans, pos = {}, 0
+        for v, (vals, _) in zip(videos, parts, strict=True):
+            spans[v] = (pos, pos + len(vals))
+            pos += len(vals)
+        spec = L.LABEL_SPECS[task]
+        values = (np.concatenate([p[0] for p in parts]) if parts
+                  else np.zeros((0, *spec.tail), spec.dtype))
+        valid = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, bool)
+        return LoadedLabels(values, valid, spans)
+
+    # feature sets ------------------------------------------------------------------------
+    def feature_sets(self) -> list[str]:
+        """Names of the feature sets that are fully created."""
+        if L.FEATURES not in self._root:
+            return []
+        group = self._root[L.FEATURES]
+        return sorted(k for k in group.group_keys() if "dim" in group[k].attrs)
+
+    def _set(self, name: str):
+        handle = self._sets.get(name)
+        if handle is None:
+            from featurestore.writer import open_set_handle
+
+            handle = open_set_handle(self, name)
+            self._sets[name] = handle
+        return handle
+
+    def feature_info(self, name: str) -> FeatureSetInfo:
+        return self._set(name).info
+
+    def committed(self, name: str) -> list[str]:
+        """Videos of feature set ``name`` whose features are committed (readable)."""
+        flags = self._set(name).refresh_committed()
+        return [v for v, c in zip(self._names, flags, strict=True) if c]
+
+    def _require_committed(self, name: str, video: str) -> int:
+        i = self._vid(video)
+        if not self._set(name).is_committed(i):
+            raise UnknownKeyError(f"{self.path}: feature set {name!r} has no committed video {video!r}")
+        return i
+
+    def features(self, name: str, video: str, start: int | None = None,
+                 stop: int | None = None) -> np.ndarray:
+        """Rows [start, stop) of one committed video (0-based frame index = jpg number - 1).
+
+        Returns (stop - start, dim) in the stored dtype. Uses the chunk LRU; one zarr call reads
+        whatever chunks the window needs that are not cached.
+        """
+        i = self._require_committed(name, video)
+        n = int(self._frames[i])
+        start = 0 if start is None else int(start)
+        stop = n if stop is None else int(stop)
+        if not 0 <= start <= stop <= n:
+            raise StoreError(f"window [{start}, {stop}) is outside video {video!r} of {n} frames")
+        lo, hi = int(self._offset[i]) + start, int(self._offset[i]) + stop
+        return self._read_rows(name, lo, hi)
+
+    def _read_rows(self, name: str, lo: int, hi: int) -> np.ndarray:
+        C = L.CHUNK_FRAMES
+        data = self._set(name).data
+        if hi <= lo:
+            return np.zeros((0, data.shape[1]), dtype=data.dtype)
+        first, last = lo // C, (hi - 1) // C
+        chunks = [self._cache.get((name, c)) for c in range(first, last + 1)]
+        todo = [first + k for k, ch in enumerate(chunks) if ch is None]
+        if todo:
+            block = data[todo[0] * C:(todo[-1] + 1) * C]  # (rows, dim), one zarr call
+            for c in todo:
+                ch = block[(c - todo[0]) * C:(c - todo[0] + 1) * C]
+                chunks[c - first] = ch
+                self._cache.put((name, c), ch)
+        if len(chunks) == 1:
+            return chunks[0][lo - first * C:hi - first * C].copy()
+        return np.concatenate(chunks)[lo - first * C:hi - first * C]  # (hi - lo, dim)
+
+    def load(self, name: str, videos: list[str], *, memmap: str | os.PathLike | None = None,
+             progress: bool = False) -> LoadedFeatures:
+        """Load whole committed videos into one contiguous (rows, dim) array, rows = sum of frames.
+
+        Reads chunk-aligned blocks straight into the destination (an in-memory array, or a .npy
+        memmap created at ``memmap``): peak extra memory is one block, never a whole-store copy.
+        """
+        from zarr.core.buffer import default_buffer_prototype
+
+        handle = self._set(name)
+        idx = [self._require_committed(name, v) for v in videos]
+        total = int(sum(int(self._frames[i]) for i in idx))
+        shape, dtype = (total, handle.info.dim), np.dtype(handle.info.dtype)
+        if memmap is not None:
+            dest = np.lib.format.open_memmap(os.fspath(memmap), mode="w+", dtype=dtype, shape=shape)
+        else:
+            dest = np.empty(shape, dtype=dtype)  # (rows, dim)
+        nd = default_buffer_prototype().nd_buffer
+        spans, pos, block = {}, 0, LOAD_BLOCK_CHUNKS * L.CHUNK_FRAMES
+        for v, i in tqdm(list(zip(videos, idx, strict=True)), desc=f"load {name}",
+                         disable=not progress, unit="video"):
+            off, n = int(self._offset[i]), int(self._frames[i])
+            for a in range(0, n, block):
+                b = min(n, a + block)
+                handle.data.get_basic_selection(slice(off + a, off + b),
+                                                out=nd.from_numpy_array(dest[pos + a:pos + b]))
+            spans[v] = (pos, pos + n)
+            pos += n
+        if memmap is not None:
+            dest.flush()
+        return LoadedFeatures(dest, spans)
+
+    # writing -----------------------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if self.mode == "r":
+            raise StoreError(f"{self.path}: opened read-only; open(path, mode='a') to write")
+
+    def create_feature_set(self, name: str, dim: int, *, dtype: str = "float16",
+                           provenance: dict | None = None, fill: str = L.DEFAULT_FILL):
+        """Create (or reopen, if it exists with the same dim and dtype) a feature set."""
+        from featurestore.writer import create_feature_set
+
+        self._require_writable()
+        self._sets.pop(name, None)
+        return create_feature_set(self, name, dim, dtype=dtype, provenance=provenance, fill=fill)
+
+    def writer(self, name: str):
+        """A :class:`featurestore.writer.FeatureSetWriter` for an existing feature set."""
+        from featurestore.writer import FeatureSetWriter
+
+        self._require_writable()
+        return FeatureSetWriter(self, name)
