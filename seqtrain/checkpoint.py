@@ -1,0 +1,56 @@
+"""Best-model checkpoints (safetensors weights + JSON config) and resume state.
+
+Resume state goes through ``torch.save`` and is read back with ``torch.load(...,
+weights_only=True)`` only: tensors, numbers, strings, lists and dicts, never arbitrary pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from seqtrain.config import FitConfig, ModelConfig
+from seqtrain.io import atomic_write, atomic_write_json
+from seqtrain.model import SeqModel
+
+__all__ = ["save_best", "load_model", "save_state", "load_state"]
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def save_best(ckpt_dir: str | os.PathLike, model: SeqModel, fit_cfg: FitConfig,
+              meta: dict[str, Any]) -> None:
+    """Write the weights, then the JSON config last (a checkpoint is complete once it exists)."""
+    ckpt_dir = Path(ckpt_dir)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(ckpt_dir / WEIGHTS, lambda tmp: save_file(weights, tmp))
+    atomic_write_json(ckpt_dir / CONFIG, {"fit": fit_cfg.to_dict(), "model": model.cfg.to_dict(),
+                                          "meta": meta})
+
+
+def load_model(ckpt_dir: str | os.PathLike, device: str = "cpu"
+               ) -> tuple[SeqModel, FitConfig, dict[str, Any]]:
+    """(model in eval mode, its FitConfig, meta) from a checkpoint folder."""
+    ckpt_dir = Path(ckpt_dir)
+    if not (ckpt_dir / CONFIG).is_file() or not (ckpt_dir / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{ckpt_dir}: no checkpoint ({CONFIG} + {WEIGHTS}) here")
+    info = json.loads((ckpt_dir / CONFIG).read_text(encoding="utf-8"))
+    mcfg = ModelConfig.from_dict(info["model"])
+    model = SeqModel(mcfg)
+    model.load_state_dict(load_file(str(ckpt_dir / WEIGHTS), device=device))
+    return model.to(device).eval(), FitConfig.from_dict(info["fit"]), info.get("meta", {})
+
+
+def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: str | os.PathLike) -> dict[str, Any] | None:
+    path = Path(path)
+    return torch.load(path, weights_only=True) if path.is_file() else None

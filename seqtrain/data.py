@@ -1,0 +1,114 @@
+"""Window datasets over per-video feature arrays held in memory.
+
+Features come from one bulk ``store.load`` (whole fold in memory) or from plain numpy arrays
+(``from_arrays``), so the dataset is testable without a store. Windows are built from
+``window_starts`` once per epoch; training may shift each video's starts by a random offset
+(``jitter``), evaluation iterates every window of every video in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from seqtrain.windows import window_index, window_starts
+
+__all__ = ["VideoSeq", "from_arrays", "load_videos", "WindowDataset"]
+
+
+@dataclass(frozen=True)
+class VideoSeq:
+    """One video: features (n, D), labels (n, ...) or None, valid (n,) bool (all False if no labels)."""
+
+    name: str
+    feats: np.ndarray
+    labels: np.ndarray | None
+    valid: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.feats.shape[0])
+
+
+def from_arrays(feats: Mapping[str, np.ndarray],
+                labels: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> list[VideoSeq]:
+    """Videos from plain arrays. feats: video -> (n, D); labels: video -> ((n, ...), (n,) bool)."""
+    out = []
+    for name in feats:
+        f = np.asarray(feats[name])
+        if f.ndim != 2 or f.shape[0] == 0:
+            raise ValueError(f"features of video {name!r} must be (n>0, D), got {f.shape}")
+        if labels is None or name not in labels:
+            out.append(VideoSeq(name, f, None, np.zeros(len(f), dtype=bool)))
+            continue
+        values, valid = labels[name]
+        if len(values) != len(f) or len(valid) != len(f):
+            raise ValueError(f"video {name!r}: {len(f)} feature rows but {len(values)} labels "
+                             f"and {len(valid)} valid flags")
+        out.append(VideoSeq(name, f, np.asarray(values), np.asarray(valid, dtype=bool)))
+    return out
+
+
+def load_videos(store, features: str, videos: Sequence[str], task: str | None) -> list[VideoSeq]:
+    """Bulk-load ``videos`` of feature set ``features`` (one ``store.load``) with ``task`` labels
+    (None: no labels, e.g. test videos). Raises ValueError naming videos not committed."""
+    missing = sorted(set(videos) - set(store.committed(features)))
+    if missing:
+        raise ValueError(f"feature set {features!r} has no committed features for "
+                         f"{len(missing)} video(s): {missing[:5]}")
+    loaded = store.load(features, list(videos))
+    feats = {v: loaded[v] for v in videos}
+    labels = None if task is None else {v: store.labels(task, v) for v in videos}
+    return from_arrays(feats, labels)
+
+
+class WindowDataset(Dataset):
+    """Windows of ``window`` frames over ``videos``.
+
+    Item: (feats (w, D) float32, labels (w, ...) float32|int64, valid (w,) bool, pad (w,) bool).
+    ``windows`` lists (video index, start) in item order. Call ``set_epoch`` before each epoch
+    when ``jitter`` is on (the offsets derive from ``seed`` and the epoch: deterministic).
+    """
+
+    def __init__(self, videos: Sequence[VideoSeq], window: int, stride: int, *,
+                 jitter: bool = False, seed: int = 0):
+        if not videos:
+            raise ValueError("WindowDataset needs at least one video")
+        self.videos = list(videos)
+        self.window, self.stride, self.jitter, self.seed = window, stride, jitter, seed
+        self.windows: list[tuple[int, int]] = []
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        rng = np.random.default_rng((self.seed, epoch))
+        windows = []
+        for i, v in enumerate(self.videos):
+            n = v.num_frames
+            starts = window_starts(n, self.window, self.stride)  # (k,)
+            if self.jitter and n > self.window:
+                # shift every start by one random offset; clipping keeps the window count (so the
+                # epoch length is fixed) and the last window still ends on the last frame
+                offset = int(rng.integers(0, self.stride))
+                starts = np.minimum(starts + offset, n - self.window)
+            windows.extend((i, int(s)) for s in starts)
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int):
+        vi, start = self.windows[i]
+        v = self.videos[vi]
+        idx, pad = window_index(v.num_frames, start, self.window)  # (w,), (w,)
+        feats = torch.from_numpy(np.asarray(v.feats[idx], dtype=np.float32))  # (w, D)
+        if v.labels is None:
+            labels = torch.zeros(self.window)
+        else:
+            lab = v.labels[idx]
+            labels = torch.from_numpy(lab.astype(np.int64 if lab.dtype == np.int64 else np.float32))
+        valid = torch.from_numpy(v.valid[idx] & ~pad)  # (w,)
+        return feats, labels, valid, torch.from_numpy(pad)

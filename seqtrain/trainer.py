@@ -1,0 +1,199 @@
+"""One training run (task, fold, feature set) with pytorch-ignite.
+
+``fit(cfg)``: a short step function; handlers do the rest: per-epoch window re-jitter and
+reseeding, LR schedule, evaluation of every window of every val video stitched per frame and
+scored with the official metric, best checkpoint, resume state, early stopping, progress bar.
+A rerun of the same ``out`` folder continues after the last finished epoch; a finished run
+returns its ``metrics.json`` without retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import ProgressBar
+from torch.utils.data import DataLoader, Sampler
+
+from seqtrain.checkpoint import load_state, save_best, save_state
+from seqtrain.config import FitConfig
+from seqtrain.data import VideoSeq, WindowDataset, load_videos
+from seqtrain.evaluate import evaluate_videos
+from seqtrain.folds import fold_videos
+from seqtrain.io import atomic_write, atomic_write_json
+from seqtrain.model import SeqModel
+from seqtrain.plots import plot_curve
+from seqtrain.tasks import get_task
+
+__all__ = ["FitConfig", "fit", "lr_factor", "load_fold"]
+
+log = logging.getLogger(__name__)
+STATE, METRICS, CURVE, EXAMPLE, BEST = "state.pt", "metrics.json", "curve.png", "val_example.npz", "best"
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then one (non-cyclic) cosine decay to 0 at ``total``.
+    Used instead of ignite's cyclic CosineAnnealingScheduler, which jumps back up at cycle end."""
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / span)))
+
+
+class EpochShuffle(Sampler):
+    """Random order that depends only on (seed, epoch), so a resumed run sees the same batches."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def load_fold(cfg: FitConfig) -> tuple[list[VideoSeq], list[VideoSeq]]:
+    """Train and validation videos of the run's fold, bulk-loaded from the store."""
+    import featurestore
+
+    store = featurestore.open(cfg.store)
+    train, val = fold_videos(store, cfg.task, cfg.fold)
+    if not train or not val:
+        raise ValueError(f"{cfg.store}: fold {cfg.fold} of task {cfg.task} has {len(train)} train "
+                         f"and {len(val)} validation videos; both must be non-empty")
+    return (load_videos(store, cfg.features, train, cfg.task),
+            load_videos(store, cfg.features, val, cfg.task))
+
+
+def _results(cfg: FitConfig, best: dict[str, Any], history: list, finished: bool) -> dict[str, Any]:
+    return {"task": cfg.task, "fold": cfg.fold, "features": cfg.features, "variant": cfg.variant,
+            "val": best.get("val", {}), "best_epoch": best.get("epoch", 0), "history": history,
+            "config": cfg.to_dict(), "finished": finished}
+
+
+def _save_example(path: Path, task, video: VideoSeq, frames: np.ndarray) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, video=video.name, pred=task.to_submission(frames), true=video.labels,
+                     valid=video.valid)
+    atomic_write(path, write)
+
+
+def _setup(cfg: FitConfig, train: Sequence[VideoSeq]):
+    torch.manual_seed(cfg.seed)
+    task = get_task(cfg.task)
+    model = SeqModel(cfg.model(train[0].feats.shape[1], task.out_dim)).to(cfg.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ds = WindowDataset(train, cfg.window, cfg.stride, jitter=cfg.jitter, seed=cfg.seed)
+    sampler = EpochShuffle(len(ds), cfg.seed)
+    loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=False)
+    steps = len(loader)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, cfg.warmup_epochs * steps, cfg.epochs * steps))
+    return task, model, opt, sched, ds, sampler, loader
+
+
+def _make_step(task, model, opt, sched, device: str) -> Callable:
+    def step(engine: Engine, batch) -> float:
+        model.train()
+        feats, labels, valid, pad = (t.to(device) for t in batch)
+        out = model(feats, pad)  # (B, w, out_dim)
+        loss = task.loss(out, labels, valid)  # valid already excludes padded frames
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return float(loss.detach())
+    return step
+
+
+def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] | None = None,
+        on_epoch: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train one run into ``cfg.out`` and return its metrics dict (also in metrics.json).
+
+    data: (train videos, val videos) to use instead of reading ``cfg.store`` (tests, benchmarks).
+    on_epoch: called with the epoch number after each epoch's state is saved.
+    """
+    out = Path(cfg.out)
+    if (out / METRICS).is_file():
+        done = json.loads((out / METRICS).read_text(encoding="utf-8"))
+        if done.get("finished") and done.get("config") == cfg.to_dict():
+            log.info("%s: finished run, returning its metrics", out)
+            return done
+    torch.set_num_threads(cfg.num_threads)
+    train, val = data if data is not None else load_fold(cfg)
+    task, model, opt, sched, ds, sampler, loader = _setup(cfg, train)
+    engine = Engine(_make_step(task, model, opt, sched, cfg.device))
+    book: dict[str, Any] = {"history": [], "best": {}, "bad": 0, "losses": []}
+    state = load_state(out / STATE)
+    if state is not None:
+        if state["config"] != json.dumps(cfg.to_dict(), sort_keys=True):
+            raise ValueError(f"{out}: holds a run with another config; use a new --out folder")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        engine.load_state_dict(state["engine"])
+        book.update(history=state["history"], best=state["best"], bad=state["bad"])
+        log.info("%s: resuming after epoch %d", out, state["engine"]["epoch"])
+    _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epoch)
+    ProgressBar(persist=False, disable=not sys.stderr.isatty()).attach(engine)
+    if state is None or engine.state.epoch < cfg.epochs and not state.get("stopped"):
+        engine.run(loader, max_epochs=cfg.epochs)
+    results = _results(cfg, book["best"], book["history"], finished=True)
+    plot_curve(book["history"], out / CURVE, title=f"{cfg.task} fold {cfg.fold} {cfg.variant}")
+    atomic_write_json(out / METRICS, results)
+    return results
+
+
+def _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epoch) -> None:
+    out = Path(cfg.out)
+
+    @engine.on(Events.EPOCH_STARTED)
+    def _reseed(e: Engine) -> None:
+        torch.manual_seed(cfg.seed * 1009 + e.state.epoch)  # dropout identical after a resume
+        ds.set_epoch(e.state.epoch)
+        sampler.epoch = e.state.epoch
+        book["losses"] = []
+
+    @engine.on(Events.ITERATION_COMPLETED)
+    def _loss(e: Engine) -> None:
+        book["losses"].append(e.state.output)
+
+    @engine.on(Events.EPOCH_COMPLETED)
+    def _validate(e: Engine) -> None:
+        epoch = e.state.epoch
+        scores, frames = evaluate_videos(task, model, val, cfg.window, cfg.stride,
+                                         cfg.batch_size, cfg.device)
+        book["history"].append({"epoch": epoch, "loss": float(np.mean(book["losses"])),
+                                "score": scores["score"], "lr": opt.param_groups[0]["lr"]})
+        log.info("%s fold %d epoch %d: val %s %.4f", cfg.task, cfg.fold, epoch,
+                 task.metric_name, scores["score"])
+        if not book["best"] or scores["score"] > book["best"]["val"]["score"]:
+            book["best"], book["bad"] = {"epoch": epoch, "val": scores}, 0
+            save_best(out / BEST, model, cfg, {"epoch": epoch, "val": scores})
+            example = max(val, key=lambda v: int(v.valid.sum()))
+            _save_example(out / EXAMPLE, task, example, frames[example.name])
+        else:
+            book["bad"] += 1
+        stopped = book["bad"] >= cfg.patience
+        save_state(out / STATE, {
+            "config": json.dumps(cfg.to_dict(), sort_keys=True), "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "engine": e.state_dict(), "history": book["history"], "best": book["best"],
+            "bad": book["bad"], "stopped": stopped})
+        atomic_write_json(out / METRICS, _results(cfg, book["best"], book["history"], False))
+        if stopped:
+            log.info("early stop after epoch %d (no gain for %d epochs)", epoch, cfg.patience)
+            e.terminate()
+        if on_epoch is not None:
+            on_epoch(epoch)
