@@ -1,0 +1,219 @@
+"""MAE pretraining on the union of static face sets, with pytorch-ignite.
+
+Layout of ``cfg.out``::
+
+    checkpoint/        model.safetensors + config.json of the last finished epoch
+    train_state.pt     optimizer, LR schedule and engine state (resume; weights_only load)
+    history.json       per-epoch mean loss and LR
+    loss.png           loss curve;  reconstruction.png: original / masked / reconstructed
+
+Running again with the same ``out`` resumes after the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import ProgressBar
+from torch.utils.data import DataLoader, Dataset
+
+from encoders.checkpoint import WEIGHTS, save_checkpoint
+from encoders.data import denormalize, faceset_union
+from encoders.mae import MaskedAutoencoder, patchify, unpatchify
+from encoders.plots import save_curves, save_reconstruction
+from encoders.presets import PRESETS, MAEConfig, get_preset
+from encoders.training import (
+    Runtime,
+    adamw,
+    autocast,
+    engine_state_for_resume,
+    load_train_state,
+    make_scheduler,
+    resolve_device,
+    save_train_state,
+    unwrap,
+    write_json,
+)
+
+log = logging.getLogger(__name__)
+
+# The tiny preset's defaults (a few CPU minutes); vit_base uses the dataclass defaults (paper).
+TINY_PRETRAIN_DEFAULTS: dict[str, Any] = dict(epochs=20, batch_size=64, lr=1.5e-3,
+                                              warmup_epochs=2, weight_decay=0.05)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """MAE pretraining. Defaults are the paper's ViT-Base run (500 epochs, AdamW, batch 1024,
+    lr 5e-4, weight decay 0.05, 40 warm-up epochs, 75% masking); :meth:`for_preset` applies
+    :data:`TINY_PRETRAIN_DEFAULTS` for ``tiny``. ``batch_size`` is global (split over workers);
+    ``max_steps`` caps the steps of each epoch (CPU demos)."""
+
+    faces: str = ""
+    out: str = "runs/pretrain"
+    preset: str = "vit_base"
+    img_size: int = 112
+    epochs: int = 500
+    batch_size: int = 1024
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_epochs: int = 40
+    mask_ratio: float = 0.75
+    norm_pix_loss: bool = False
+    num_workers: int = 4
+    seed: int = 0
+    device: str = "auto"
+    max_steps: int | None = None
+    recon_images: int = 6
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"PretrainConfig.preset={self.preset!r}: choose from {sorted(PRESETS)}")
+        for name in ("img_size", "epochs", "batch_size", "recon_images"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"PretrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("warmup_epochs", "num_workers", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PretrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"PretrainConfig.lr must be > 0, got {self.lr!r}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ValueError(f"PretrainConfig.max_steps must be > 0 or None, got {self.max_steps!r}")
+        self.mae_config()  # validates img_size / mask_ratio against the architecture
+
+    def mae_config(self) -> MAEConfig:
+        return get_preset(self.preset, img_size=self.img_size, mask_ratio=self.mask_ratio,
+                          norm_pix_loss=self.norm_pix_loss)
+
+    @classmethod
+    def for_preset(cls, preset: str, **overrides: Any) -> PretrainConfig:
+        base = TINY_PRETRAIN_DEFAULTS if preset == "tiny" else {}
+        return cls(preset=preset, **{**base, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def make_loader(dataset: Dataset, cfg: PretrainConfig, world_size: int) -> DataLoader:
+    per_worker = max(1, cfg.batch_size // world_size)
+    return DataLoader(dataset, batch_size=per_worker, shuffle=True,
+                      drop_last=len(dataset) >= per_worker, num_workers=cfg.num_workers,
+                      persistent_workers=cfg.num_workers > 0,
+                      generator=torch.Generator().manual_seed(cfg.seed))
+
+
+@torch.no_grad()
+def reconstruction_rows(model: MaskedAutoencoder, imgs: torch.Tensor, seed: int = 0):
+    """imgs: (N, 3, H, W) normalised -> [original, masked, reconstructed] each (N, 3, H, W) in
+    [0, 1]; visible patches are pasted into the reconstruction, removed ones greyed in 'masked'."""
+    model.eval()
+    p, c = model.cfg.patch_size, model.cfg.in_chans
+    _, pred, mask = model(imgs, generator=torch.Generator().manual_seed(seed))  # (N, L, P), (N, L)
+    target = patchify(imgs, p)  # (N, L, P)
+    if model.cfg.norm_pix_loss:  # predictions are per-patch normalised: undo with the target's
+        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+        pred = pred * (var + 1e-6) ** 0.5 + mean  # (N, L, P)
+    m = mask.unsqueeze(-1)  # (N, L, 1)
+    grey = torch.zeros_like(target)  # normalised 0 = ImageNet mean grey
+    masked = unpatchify(target * (1 - m) + grey * m, p, c)  # (N, 3, H, W)
+    recon = unpatchify(target * (1 - m) + pred.float() * m, p, c)  # (N, 3, H, W)
+    return [denormalize(imgs), denormalize(masked), denormalize(recon)]
+
+
+def _resume(out: Path, model, optimizer, scheduler, trainer, epochs: int) -> list[dict]:
+    """Load the last epoch's weights and train state from ``out`` if present; returns history."""
+    state_path = out / "train_state.pt"
+    if not state_path.is_file():
+        return []
+    from safetensors.torch import load_file
+
+    state = load_train_state(state_path)
+    model.load_state_dict(load_file(str(out / "checkpoint" / WEIGHTS)))
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    trainer.load_state_dict(engine_state_for_resume(state["engine"], epochs))
+    log.info("resuming %s after epoch %d", out, trainer.state.epoch)
+    return list(state["history"])
+
+
+def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, history, runtime, samples):
+    out = Path(cfg.out)
+    losses: list[float] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output))
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def _epoch_end(engine: Engine) -> None:
+        entry = {"epoch": engine.state.epoch, "loss": sum(losses) / max(1, len(losses)),
+                 "lr": optimizer.param_groups[0]["lr"], "steps": len(losses)}
+        losses.clear()
+        history.append(entry)
+        log.info("pretrain epoch %(epoch)d loss %(loss).4f lr %(lr).2e", entry)
+        if runtime.report is not None:
+            runtime.report(entry)
+        if not runtime.is_main:
+            return
+        net = unwrap(model)
+        save_checkpoint(out / "checkpoint", net, net.cfg, {"epoch": entry["epoch"],
+                                                           "loss": entry["loss"],
+                                                           "pretrain": cfg.to_dict()})
+        save_train_state(out / "train_state.pt", {
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "engine": dict(engine.state_dict()), "history": history})
+        write_json(out / "history.json", history)
+        save_curves(out / "loss.png", history, ["loss", "lr"], title="MAE pretraining")
+        save_reconstruction(out / "reconstruction.png", reconstruction_rows(net, samples))
+        net.train()
+
+
+def pretrain(cfg: PretrainConfig, runtime: Runtime | None = None,
+             dataset: Dataset | None = None) -> dict[str, Any]:
+    """Pretrain an MAE; returns final loss, history and output paths.
+
+    ``dataset`` (items ``(image (3, S, S), label)``) replaces the face sets under ``cfg.faces``.
+    """
+    runtime = runtime or Runtime()
+    torch.manual_seed(cfg.seed + runtime.rank)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(runtime.device or cfg.device)
+    dataset = dataset if dataset is not None else faceset_union(cfg.faces, cfg.img_size)
+    loader = runtime.prepare_loader(make_loader(dataset, cfg, runtime.world_size))
+    steps = min(len(loader), cfg.max_steps or len(loader))
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = MaskedAutoencoder(cfg.mae_config()).to(device)
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, 0.95))
+    scheduler = make_scheduler(optimizer, cfg.warmup_epochs * steps, cfg.epochs * steps)
+
+    def step(engine: Engine, batch) -> float:
+        imgs = batch[0].to(device, non_blocking=True)  # (B, 3, S, S)
+        with autocast(device):
+            loss, _, _ = model(imgs)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return loss.item()
+
+    trainer = Engine(step)
+    history = _resume(out, model, optimizer, scheduler, trainer, cfg.epochs)
+    model = runtime.prepare_model(model)
+    model.train()
+    samples = torch.stack([dataset[i][0] for i in range(min(cfg.recon_images, len(dataset)))])
+    _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, history, runtime,
+                      samples.to(device))
+    ProgressBar(persist=False, disable=not sys.stderr.isatty()).attach(
+        trainer, output_transform=lambda loss: {"loss": loss})
+    if trainer.state.epoch < cfg.epochs:
+        trainer.run(loader, max_epochs=cfg.epochs, epoch_length=steps)
+    return {"final_loss": history[-1]["loss"] if history else float("nan"),
+            "epochs": len(history), "history": history, "out": str(out),
+            "checkpoint": str(out / "checkpoint"), "loss_curve": str(out / "loss.png"),
+            "reconstruction": str(out / "reconstruction.png")}
+
