@@ -1,0 +1,175 @@
+"""The README's main job: synthetic faces to the paper's tables, through the real entry points.
+
+Every stage runs the command a user would type (``featurestore ...``, ``ray job submit ...``,
+``seqtrain ...``) in a subprocess. A stage that finished writes a marker in ``RUN/stages/``;
+a rerun skips it, and the tools themselves resume where a stage was interrupted (the MAE and
+sequence trainers resume from checkpoints, extraction skips committed videos).
+
+    python -m jobs.demo --run runs/demo [--size demo|ci]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+log = logging.getLogger("demo")
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big the demo is: the README's main job uses ``demo``; the end-to-end test ``ci``."""
+
+    videos: int
+    frames: int
+    faces: int
+    pretrain_epochs: int
+    finetune_epochs: int
+    finetune_frames_per_video: int
+    seq_epochs: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for field, value in asdict(self).items():
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"DemoSize.{field} must be a non-negative int, got {value!r}")
+
+
+SIZES = {
+    "demo": DemoSize(videos=20, frames=360, faces=2000, pretrain_epochs=8, finetune_epochs=4,
+                     finetune_frames_per_video=150, seq_epochs=30),
+    "ci": DemoSize(videos=10, frames=200, faces=300, pretrain_epochs=2, finetune_epochs=2,
+                   finetune_frames_per_video=60, seq_epochs=12),
+}
+TASKS = ("va", "expr", "au")
+ABLATIONS = {  # name -> (features, extra seqtrain flags); fold 0 only, as the paper's Table 5
+    "no-finetune": ("mae-pt", []),
+    "no-tcn": ("mae-ft", ["--no-tcn"]),
+    "no-transformer": ("mae-ft", ["--no-transformer"]),
+}
+
+
+class Pipeline:
+    """Runs the stages in order, skipping those with a marker, and times each one."""
+
+    def __init__(self, run: Path, size: DemoSize, env: dict[str, str]):
+        self.run, self.size, self.env = run, size, env
+        self.markers = run / "stages"
+        self.markers.mkdir(parents=True, exist_ok=True)
+        self.timings: dict[str, float] = {}
+
+    def stage(self, name: str, *commands: list[str]) -> None:
+        marker = self.markers / f"{name}.done"
+        if marker.exists():
+            log.info("stage %-22s already done (%s)", name, marker)
+            self.timings[name] = json.loads(marker.read_text())["seconds"]
+            return
+        t0 = time.perf_counter()
+        for cmd in commands:
+            log.info("stage %-22s $ %s", name, shlex.join(cmd))
+            subprocess.run(cmd, check=True, env=self.env, cwd=REPO)
+        seconds = time.perf_counter() - t0
+        self.timings[name] = seconds
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"seconds": seconds, "finished": time.time()}))
+        os.replace(tmp, marker)
+        log.info("stage %-22s done in %.1f s", name, seconds)
+
+
+def _exe(name: str) -> str:
+    path = BIN / name
+    return str(path) if path.exists() else name
+
+
+def run_pipeline(run: Path, size: DemoSize) -> dict[str, float]:
+    """Run every stage of the demo into ``run``; returns seconds per stage."""
+    from jobs import raylocal
+
+    run = run.resolve()
+    run.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback unless told otherwise
+    p = Pipeline(run, size, env)
+    data, pack, store = run / "data", run / "frames.lmdb", run / "store.zarr"
+    enc, seq = run / "encoders", run / "seqtrain"
+    fs, py = _exe("featurestore"), sys.executable
+
+    p.stage("synth", [fs, "synth", str(data), "--videos", str(size.videos), "--frames",
+                      str(size.frames), "--faces", str(size.faces), "--seed", str(size.seed)])
+    p.stage("scan", [fs, "scan", str(data / "affwild2")])
+    p.stage("pack", [fs, "pack", str(data / "affwild2"), str(pack)])
+    p.stage("ingest", [fs, "ingest", "--affwild2", str(data / "affwild2"), str(store)])
+
+    address = raylocal.start_head(run / "ray", env=env)
+    env["RAY_ADDRESS"] = address
+    try:
+        submit = [_exe("ray"), "job", "submit", "--address", raylocal.dashboard_url(address),
+                  "--working-dir", str(REPO), "--"]
+        p.stage("pretrain", submit + [py, "jobs/pretrain.py", "--faces", str(data / "faces"),
+                                      "--preset", "tiny", "--epochs", str(size.pretrain_epochs),
+                                      "--out", str(enc / "pretrain")])
+        p.stage("finetune", submit + [py, "jobs/finetune.py", "--affwild2", str(data / "affwild2"),
+                                      "--frames", str(pack), "--checkpoint",
+                                      str(enc / "pretrain" / "checkpoint"),
+                                      "--epochs", str(size.finetune_epochs),
+                                      "--max-frames-per-video",
+                                      str(size.finetune_frames_per_video),
+                                      "--out", str(enc / "finetune")])
+        for name, ckpt in (("mae-pt", enc / "pretrain" / "checkpoint"),
+                           ("mae-ft", enc / "finetune" / "checkpoint")):
+            p.stage(f"extract-{name}", submit + [py, "jobs/extract.py", "--frames", str(pack),
+                                                 "--checkpoint", str(ckpt), "--store", str(store),
+                                                 "--set", name])
+        st = _exe("seqtrain")
+        common = ["--store", str(store), "--preset", "tiny", "--epochs", str(size.seq_epochs)]
+        p.stage("fit-all", [st, "fit", "--task", "all", "--folds", "all", "--features", "mae-ft",
+                            "--out", str(seq / "main")] + common)
+        for name, (features, flags) in ABLATIONS.items():
+            p.stage(f"ablation-{name}", [st, "fit", "--task", "all", "--fold", "0", "--features",
+                                         features, "--out", str(seq / name)] + flags + common)
+    finally:
+        raylocal.stop_head(run / "ray", env=env)
+    p.stage("predict", *[[st, "predict", "--task", t, "--checkpoint", str(seq / "main" / t / "fold0"),
+                          "--store", str(store), "--template", str(_template(data, t)),
+                          "--out", str(run / "submissions" / f"{t}.csv")] for t in TASKS])
+    subprocess.run([st, "report", str(seq)], check=True, env=env, cwd=REPO)
+    _write_timings(run, p.timings)
+    return p.timings
+
+
+def _template(data: Path, task: str) -> Path:
+    name = {"va": "VA", "expr": "Expr", "au": "AU"}[task]
+    return data / "affwild2" / "test_set_templates" / f"CVPR_6th_ABAW_{name}_test_set_sample.txt"
+
+
+def _write_timings(run: Path, timings: dict[str, float]) -> None:
+    lines = ["| stage | seconds |", "| --- | ---: |"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
+    lines.append(f"| **total** | {sum(timings.values()):.1f} |")
+    (run / "timings.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, default=Path("runs/demo"), help="run folder")
+    parser.add_argument("--size", choices=sorted(SIZES), default="demo")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s demo %(message)s", datefmt="%H:%M:%S")
+    t0 = time.perf_counter()
+    run_pipeline(args.run, SIZES[args.size])
+    print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; everything is in {args.run}/")
+
+
+if __name__ == "__main__":
+    main()
