@@ -54,3 +54,120 @@ def scan(root: str) -> None:
         click.echo(summarize(read_affwild2(root)))
     except FeatureStoreError as err:
         _fail(err)
+
+
+@main.command()
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.argument("pack", type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace PACK if it exists.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def pack(root: str, pack: str, overwrite: bool, progress: bool) -> None:
+    """Pack every face jpg of the Aff-Wild2 tree ROOT into the LMDB folder PACK."""
+    from featurestore.pack import pack_frames
+
+    try:
+        summary = pack_frames(root, pack, progress=progress, overwrite=overwrite)
+    except (FeatureStoreError, FileExistsError) as err:
+        _fail(err)
+    click.echo(json.dumps(summary, indent=2))
+
+
+# ---------------------------------------------------------------- the Zarr feature store
+
+
+@main.command()
+@click.option("--affwild2", "root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Aff-Wild2 dataset root.")
+@click.argument("store")
+def ingest(root: str, store: str) -> None:
+    """Create STORE (or update it after new annotations) from the Aff-Wild2 tree at ROOT."""
+    from featurestore.ingest import ingest_affwild2
+
+    try:
+        summary = ingest_affwild2(root, store, progress=sys.stderr.isatty())
+    except (FeatureStoreError, ValueError) as err:
+        _fail(err)
+    click.echo(json.dumps(summary, indent=2))
+
+
+@main.command(name="ls")
+@click.argument("store")
+def ls_(store: str) -> None:
+    """List the videos and feature sets of STORE."""
+    import featurestore
+
+    try:
+        s = featurestore.open(store)
+        click.echo(f"{len(s.videos())} videos")
+        for name in s.feature_sets():
+            info = s.feature_info(name)
+            click.echo(f"feature set {name}: dim {info.dim} {info.dtype} fill {info.fill}, "
+                       f"{len(s.committed(name))} committed")
+    except FeatureStoreError as err:
+        _fail(err)
+
+
+@main.command()
+@click.argument("store")
+@click.argument("video", required=False)
+def info(store: str, video: str | None) -> None:
+    """Print STORE's catalog summary, or one VIDEO's frames, splits and committed sets (JSON)."""
+    import featurestore
+    from featurestore.layout import TASKS
+
+    try:
+        s = featurestore.open(store)
+        if video is None:
+            out = {"store": s.path, "videos": len(s.videos()),
+                   "splits": {t: {sp: len(s.videos(split=sp, task=t)) for sp in ("train", "val", "test")}
+                              for t in TASKS},
+                   "feature_sets": {n: vars(s.feature_info(n)) for n in s.feature_sets()}}
+        else:
+            out = {"video": video, "source": s.source(video), "num_frames": s.num_frames(video),
+                   "present": int(s.present(video).sum()), "offset": s.offset(video),
+                   "splits": {t: s.split(video, t) for t in TASKS},
+                   "committed": [n for n in s.feature_sets() if video in s.committed(n)]}
+    except FeatureStoreError as err:
+        _fail(err)
+    click.echo(json.dumps(out, indent=2, default=str))
+
+
+@main.command()
+@click.argument("store")
+@click.option("--set", "name", required=True, help="Feature set name.")
+@click.option("--video", required=True)
+@click.option("--start", type=int, default=None, help="First frame index (0-based).")
+@click.option("--stop", type=int, default=None, help="One past the last frame index.")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .npy.")
+def get(store: str, name: str, video: str, start: int | None, stop: int | None, out: str) -> None:
+    """Write the features of one VIDEO (frames [start, stop)) of set NAME to a .npy file."""
+    import os
+
+    import numpy as np
+
+    import featurestore
+
+    try:
+        rows = featurestore.open(store).features(name, video, start, stop)
+    except FeatureStoreError as err:
+        _fail(err)
+    tmp = f"{out}.tmp-{os.getpid()}.npy"
+    np.save(tmp, rows)
+    os.replace(tmp, out)
+    click.echo(f"{out}: {rows.shape[0]} x {rows.shape[1]} {rows.dtype}")
+
+
+@main.command()
+@click.argument("store")
+def verify(store: str) -> None:
+    """Re-read every committed video of STORE and check shapes, values and checksums."""
+    import featurestore
+    from featurestore.verify import verify as run_verify
+
+    try:
+        report = run_verify(featurestore.open(store), progress=sys.stderr.isatty())
+    except FeatureStoreError as err:
+        _fail(err)
+    click.echo(json.dumps(report, indent=2))
+    if not report["ok"]:
+        sys.exit(1)
