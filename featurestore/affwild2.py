@@ -239,7 +239,7 @@ def _read_labels(ann_dirs: dict[str, list[Path]]) -> dict[str, dict[str, TaskLab
             for split_name, split in _SPLIT_DIRS.items():
                 split_dir = task_dir / split_name
                 if not split_dir.is_dir():
-                    log.warning("%s: no %s folder", task_dir, split_name)
+                    log.info("%s: no %s folder", task_dir, split_name)
                     continue
                 for path in sorted(split_dir.glob("*.txt")):
                     video = path.stem

@@ -1,0 +1,187 @@
+"""The LMDB frame pack: every face JPEG of an Aff-Wild2 tree in one memory-mapped file.
+
+Millions of 5 KB files are slow to list and copy; one LMDB environment is fast to ship to workers
+and to read at random. Keys are ``b"<video>/<number:05d>"`` -> the JPEG file's bytes, plus
+``b"__index__"`` -> JSON ``{video: [numbers]}``. The pack is written in a temp folder next to the
+target and renamed into place, so a crash never leaves a half-written pack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import lmdb
+import numpy as np
+from tqdm import tqdm
+
+from featurestore.errors import DataFormatError
+from featurestore.frames import AffWild2Frames, is_jpeg
+
+log = logging.getLogger(__name__)
+
+INDEX_KEY = b"__index__"
+_INITIAL_MAP_SIZE = 1 << 30
+_BATCH = 1000  # frames per write transaction
+
+
+def frame_key(video: str, number: int) -> bytes:
+    """The LMDB key of one frame: ``b"<video>/<number:05d>"``."""
+    return f"{video}/{number:05d}".encode()
+
+
+def _put_batch(env: lmdb.Environment, items: list[tuple[bytes, bytes]]) -> None:
+    """Write ``items`` in one transaction, doubling the map size whenever it is full."""
+    while True:
+        try:
+            with env.begin(write=True) as txn:
+                for key, value in items:
+                    txn.put(key, value)
+            return
+        except lmdb.MapFullError:
+            env.set_mapsize(env.info()["map_size"] * 2)
+
+
+def _write_pack(src: AffWild2Frames, tmp: Path, progress: bool) -> dict:
+    index = {v: [int(n) for n in src.frame_numbers(v)] for v in src.videos()}
+    total = sum(len(n) for n in index.values())
+    nbytes = 0
+    env = lmdb.open(str(tmp), map_size=_INITIAL_MAP_SIZE, subdir=True, metasync=False, sync=False)
+    try:
+        batch: list[tuple[bytes, bytes]] = []
+        with tqdm(total=total, unit="frame", desc="pack", disable=None if progress else True) as bar:
+            for video, numbers in index.items():
+                for n in numbers:
+                    path = src.frame_path(video, n)
+                    data = path.read_bytes()
+                    if not is_jpeg(data):
+                        what = "empty file" if not data else f"starts with {data[:4]!r}"
+                        raise DataFormatError(path, None, f"not a JPEG file ({what})")
+                    batch.append((frame_key(video, n), data))
+                    nbytes += len(data)
+                    if len(batch) >= _BATCH:
+                        _put_batch(env, batch)
+                        bar.update(len(batch))
+                        batch = []
+            batch.append((INDEX_KEY, json.dumps(index, separators=(",", ":")).encode()))
+            _put_batch(env, batch)
+            bar.update(len(batch) - 1)
+        env.sync(True)
+    finally:
+        env.close()
+    return {"videos": len(index), "frames": total, "bytes": nbytes}
+
+
+def pack_frames(root: str | Path, pack: str | Path, *, progress: bool = True,
+                overwrite: bool = False) -> dict:
+    """Pack every jpg of every video under the Aff-Wild2 ``root`` into the LMDB folder ``pack``.
+
+    Returns a summary ``{"pack", "videos", "frames", "bytes", "seconds"}``. Refuses an existing
+    ``pack`` (FileExistsError) unless ``overwrite``; a file that is not a JPEG raises
+    :class:`DataFormatError` naming it, and nothing is left behind.
+    """
+    t0 = time.perf_counter()
+    pack = Path(pack)
+    if pack.exists() and not overwrite:
+        raise FileExistsError(f"{pack} exists; refusing to overwrite it (use overwrite)")
+    src = AffWild2Frames(root)
+    pack.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{pack.name}.tmp-", dir=pack.parent))
+    try:
+        summary = _write_pack(src, tmp, progress)
+        if pack.exists():
+            if not overwrite:
+                raise FileExistsError(f"{pack} appeared while packing; not replaced")
+            old = Path(tempfile.mkdtemp(prefix=f".{pack.name}.old-", dir=pack.parent))
+            os.replace(pack, old / "pack")
+            os.replace(tmp, pack)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, pack)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary = {"pack": str(pack), **summary, "seconds": round(time.perf_counter() - t0, 3)}
+    log.info("packed %(frames)d frames of %(videos)d videos into %(pack)s", summary)
+    return summary
+
+
+# One environment per (process, folder): LMDB forbids opening one twice in a process, and an
+# environment must never be used across a fork.
+_ENVS: dict[tuple[int, str], lmdb.Environment] = {}
+_ENVS_LOCK = threading.Lock()
+
+
+def _drop_inherited_envs(pid: int) -> None:
+    """Close the environments a fork copied from the parent: lmdb's "already open" guard is
+    inherited too. They are read-only without locks, so closing the child's copy (an munmap and
+    a close of its file descriptor) leaves the parent's untouched."""
+    for key in [k for k in _ENVS if k[0] != pid]:
+        _ENVS.pop(key).close()
+
+
+def _env_for(path: Path) -> lmdb.Environment:
+    pid = os.getpid()
+    key = (pid, os.path.realpath(path))
+    with _ENVS_LOCK:
+        env = _ENVS.get(key)
+        if env is None:
+            _drop_inherited_envs(pid)
+            if not (path / "data.mdb").is_file():
+                raise DataFormatError(path, None, "not an LMDB frame pack (no data.mdb)")
+            env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True,
+                            max_readers=512)
+            _ENVS[key] = env
+        return env
+
+
+class LmdbFrames:
+    """A :class:`~featurestore.frames.FrameSource` over an LMDB pack.
+
+    The environment is opened lazily in each process (after pickling or a fork it is reopened),
+    so the object can be sent to Ray actors and DataLoader workers.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._index: dict[str, np.ndarray] | None = None
+
+    def __repr__(self) -> str:
+        return f"LmdbFrames({str(self.path)!r})"
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path = state["path"]
+        self._index = None
+
+    def _get(self, key: bytes) -> bytes | None:
+        with _env_for(self.path).begin(buffers=False) as txn:
+            return txn.get(key)
+
+    def _load_index(self) -> dict[str, np.ndarray]:
+        if self._index is None:
+            raw = self._get(INDEX_KEY)
+            if raw is None:
+                raise DataFormatError(self.path, None, "LMDB pack has no __index__ key")
+            self._index = {v: np.asarray(n, dtype=np.int64) for v, n in json.loads(raw).items()}
+        return self._index
+
+    def videos(self) -> list[str]:
+        return sorted(self._load_index())
+
+    def frame_numbers(self, video: str) -> np.ndarray:
+        return self._load_index()[video]
+
+    def read_bytes(self, video: str, number: int) -> bytes:
+        data = self._get(frame_key(video, int(number)))
+        if data is None:
+            raise KeyError(f"{self.path}: no frame {number} of video {video!r}")
+        return data
