@@ -144,7 +144,7 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
         sched.load_state_dict(state["scheduler"])
         engine.load_state_dict(state["engine"])
         book.update(history=state["history"], best=state["best"], bad=state["bad"])
-        log.info("%s: resuming after epoch %d", out, state["engine"]["epoch"])
+        log.info("%s: resuming after epoch %d", out, engine.state.epoch)
     _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epoch)
     ProgressBar(persist=False, disable=not sys.stderr.isatty()).attach(engine)
     if state is None or engine.state.epoch < cfg.epochs and not state.get("stopped"):

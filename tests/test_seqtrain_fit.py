@@ -1,0 +1,96 @@
+"""Short fits on a real feature store of synthetic features that encode the labels."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import featurestore
+from seqtrain.config import FitConfig
+from seqtrain.synthetic import build_store, synth_videos
+from seqtrain.trainer import fit
+
+torch.set_num_threads(1)
+VAL_SOURCES = {"vid001", "vid005", "vid007", "vid010"}
+LR = {"va": 3e-3, "expr": 3e-3, "au": 1e-2}
+EPOCHS = {"va": 6, "expr": 6, "au": 10}
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fit") / "store.zarr"
+    vids = synth_videos(16, seed=0)
+    build_store(path, vids, {v.name: "val" if v.source in VAL_SOURCES else "train" for v in vids})
+    return str(path)
+
+
+def cfg_for(task, store_path, out, **kw):
+    base = dict(task=task, store=store_path, features="synth", out=str(out), preset="tiny",
+                window=32, stride=16, lr=LR[task], batch_size=8, epochs=EPOCHS[task], patience=10, dropout=0.1)
+    return FitConfig(**{**base, **kw})
+
+
+def chance(task, store):
+    """Score of the best label-blind guess on the validation frames."""
+    vals = [store.labels(task, v) for v in store.videos(split="val", task=task)]
+    y = np.concatenate([a[m] for a, m in vals])
+    if task == "expr":  # random guesses drawn from the class prior: F1_c = p_c; macro = sum p_c / 8
+        return max(1 / 8, float(np.bincount(y, minlength=8).max() / len(y)) * 2 / 8)
+    p = y.mean(0)  # au: predicting "active" everywhere gives F1 = 2p / (1 + p)
+    return float(np.mean(2 * p / (1 + p)))
+
+
+@pytest.mark.parametrize("task", ["va", "expr", "au"])
+def test_short_fit_beats_chance(task, store_path, tmp_path):
+    res = fit(cfg_for(task, store_path, tmp_path / task))
+    score = res["val"]["score"]
+    if task == "va":
+        assert score > 0.3
+    else:
+        assert score > chance(task, featurestore.open(store_path)) + 0.05
+    saved = json.loads((tmp_path / task / "metrics.json").read_text())
+    assert saved["task"] == task and saved["fold"] == 0 and saved["variant"] == "full"
+    assert saved["val"]["score"] == pytest.approx(score)
+    assert {"history", "best_epoch", "config", "features"} <= set(saved)
+    assert (tmp_path / task / "best" / "model.safetensors").is_file()
+    assert (tmp_path / task / "curve.png").stat().st_size > 0
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_equals_uninterrupted(store_path, tmp_path):
+    full = fit(cfg_for("va", store_path, tmp_path / "a", epochs=3))
+
+    def die(epoch):
+        if epoch == 1:
+            raise Interrupt
+
+    cfg = cfg_for("va", store_path, tmp_path / "b", epochs=3)
+    with pytest.raises(Interrupt):
+        fit(cfg, on_epoch=die)
+    assert not json.loads((tmp_path / "b" / "metrics.json").read_text())["finished"]
+    resumed = fit(cfg)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert resumed["val"] == pytest.approx(full["val"])
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in full["history"]])
+    # a finished run returns its metrics without retraining
+    mtime = (tmp_path / "b" / "state.pt").stat().st_mtime_ns
+    again = fit(cfg)
+    assert again["val"] == resumed["val"]
+    assert (tmp_path / "b" / "state.pt").stat().st_mtime_ns == mtime
+
+
+def test_fold_k_and_ablation_variant(store_path, tmp_path):
+    res = fit(cfg_for("expr", store_path, tmp_path / "f2", fold=2, epochs=1, use_tcn=False))
+    assert res["fold"] == 2 and res["variant"] == "no-tcn"
+    assert 0.0 <= res["val"]["score"] <= 1.0
+
+
+def test_bad_fit_config_names_field():
+    with pytest.raises(ValueError, match="stride"):
+        FitConfig(task="va", window=10, stride=20)
+    with pytest.raises(ValueError, match="task"):
+        FitConfig(task="valence")
