@@ -31,7 +31,7 @@ def to_model_input(images: np.ndarray | Sequence[np.ndarray], img_size: int) -> 
     """
     batch = []
     for img in images:
-        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)  # (3, H, W) uint8
+        x = torch.from_numpy(np.require(img, np.uint8, ["C", "W"])).permute(2, 0, 1)  # (3, H, W) uint8
         x = x.unsqueeze(0).float() / 255.0  # (1, 3, H, W)
         if x.shape[-2:] != (img_size, img_size):
             x = F.interpolate(x, size=(img_size, img_size), mode="bilinear",
@@ -73,7 +73,7 @@ def finetune_transform(img_size: int) -> v2.Compose:
 
 
 def _chw(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)  # (3, H, W) uint8
+    return torch.from_numpy(np.require(img, np.uint8, ["C", "W"])).permute(2, 0, 1)  # (3, H, W) uint8
 
 
 class FaceSetDataset(Dataset):

@@ -1,0 +1,245 @@
+"""Fine-tune the MAE encoder on Aff-Wild2 EXPR (8 classes), with pytorch-ignite.
+
+The decoder is dropped; a fully connected head (optional dropout) sits on the pooled encoder
+output. Train frames with valid EXPR labels, cross-entropy; each epoch the macro F1 over the
+Validation_Set frames picks the best checkpoint. Layout of ``cfg.out``::
+
+    best/              model.safetensors + config.json (meta: epoch, val_macro_f1, val_loss)
+    last/              the last finished epoch (resume)
+    train_state.pt     optimizer, LR schedule, engine state, history (weights_only load)
+    history.json, curves.png
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ignite.engine import Engine, Events
+from ignite.handlers import ProgressBar
+from sklearn.metrics import f1_score
+from torch.utils.data import DataLoader
+
+from encoders.checkpoint import WEIGHTS, load_checkpoint, save_checkpoint
+from encoders.data import ExprFrames, finetune_transform
+from encoders.mae import ExprClassifier
+from encoders.plots import save_curves
+from encoders.presets import PRESETS, MAEConfig, get_preset
+from encoders.training import (
+    Runtime,
+    adamw,
+    autocast,
+    engine_state_for_resume,
+    load_train_state,
+    make_scheduler,
+    resolve_device,
+    save_train_state,
+    unwrap,
+    write_json,
+)
+
+log = logging.getLogger(__name__)
+NUM_CLASSES = 8
+
+TINY_FINETUNE_DEFAULTS: dict[str, Any] = dict(epochs=5, batch_size=64, lr=1e-3, warmup_epochs=1)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """EXPR fine-tuning. Defaults are the paper's (AdamW, lr 1e-4, batch 256); ``pretrained`` is
+    an MAE checkpoint folder (None: train ``preset`` from scratch). ``frames`` is an LMDB pack or
+    jpg tree (default: ``affwild2``). ``max_frames_per_video`` / ``max_val_frames_per_video``
+    subsample each video with a seeded stride; ``max_steps`` caps the steps of each epoch."""
+
+    affwild2: str = ""
+    out: str = "runs/finetune"
+    pretrained: str | None = None
+    frames: str | None = None
+    preset: str = "vit_base"
+    img_size: int = 112
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    warmup_epochs: int = 1
+    dropout: float = 0.1
+    label_smoothing: float = 0.0
+    num_workers: int = 4
+    seed: int = 0
+    device: str = "auto"
+    max_frames_per_video: int | None = None
+    max_val_frames_per_video: int | None = None
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"FinetuneConfig.preset={self.preset!r}: choose from {sorted(PRESETS)}")
+        for name in ("img_size", "epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"FinetuneConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("warmup_epochs", "num_workers", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"FinetuneConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("dropout", "label_smoothing"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"FinetuneConfig.{name} must be in [0, 1), got "
+                                 f"{getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"FinetuneConfig.lr must be > 0, got {self.lr!r}")
+        for name in ("max_frames_per_video", "max_val_frames_per_video", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"FinetuneConfig.{name} must be > 0 or None, got {value!r}")
+
+    @classmethod
+    def for_preset(cls, preset: str, **overrides: Any) -> FinetuneConfig:
+        base = TINY_FINETUNE_DEFAULTS if preset == "tiny" else {}
+        return cls(preset=preset, **{**base, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def build_classifier(cfg: FinetuneConfig) -> tuple[ExprClassifier, MAEConfig]:
+    """The classifier, its encoder initialised from ``cfg.pretrained`` when given."""
+    if cfg.pretrained is None:
+        mae_cfg = get_preset(cfg.preset, img_size=cfg.img_size)
+        return ExprClassifier(mae_cfg, NUM_CLASSES, cfg.dropout), mae_cfg
+    source, mae_cfg, _ = load_checkpoint(cfg.pretrained)
+    model = ExprClassifier(mae_cfg, NUM_CLASSES, cfg.dropout)
+    model.encoder.load_state_dict(source.encoder.state_dict())
+    log.info("encoder initialised from %s (%s, %d px)", cfg.pretrained, mae_cfg.name,
+             mae_cfg.img_size)
+    return model, mae_cfg
+
+
+def make_loaders(cfg: FinetuneConfig, img_size: int, world_size: int):
+    common = dict(frames=cfg.frames, seed=cfg.seed)
+    train = ExprFrames(cfg.affwild2, "train", img_size, transform=finetune_transform(img_size),
+                       max_frames_per_video=cfg.max_frames_per_video, **common)
+    val = ExprFrames(cfg.affwild2, "val", img_size,
+                     max_frames_per_video=cfg.max_val_frames_per_video, **common)
+    per_worker = max(1, cfg.batch_size // world_size)
+    train_loader = DataLoader(train, batch_size=per_worker, shuffle=True,
+                              drop_last=len(train) >= per_worker, num_workers=cfg.num_workers,
+                              persistent_workers=cfg.num_workers > 0,
+                              generator=torch.Generator().manual_seed(cfg.seed))
+    val_loader = DataLoader(val, batch_size=per_worker, num_workers=cfg.num_workers)
+    return train_loader, val_loader
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, device: torch.device) -> dict[str, float]:
+    """Per-frame macro F1 over the 8 classes (the official EXPR metric) and mean CE loss."""
+    model.eval()
+    preds, labels, loss_sum = [], [], 0.0
+    for imgs, y in loader:
+        with autocast(device):
+            logits = model(imgs.to(device)).float()  # (B, 8)
+        loss_sum += F.cross_entropy(logits, y.to(device), reduction="sum").item()
+        preds.append(logits.argmax(1).cpu().numpy())
+        labels.append(y.numpy())
+    p, t = np.concatenate(preds), np.concatenate(labels)
+    f1 = f1_score(t, p, labels=list(range(NUM_CLASSES)), average="macro", zero_division=0)
+    return {"val_macro_f1": float(f1), "val_loss": loss_sum / len(t),
+            "val_accuracy": float((p == t).mean())}
+
+
+def _resume(out: Path, model, optimizer, scheduler, trainer, epochs: int) -> dict[str, Any]:
+    if not (out / "train_state.pt").is_file():
+        return {"history": [], "best": None}
+    from safetensors.torch import load_file
+
+    state = load_train_state(out / "train_state.pt")
+    model.load_state_dict(load_file(str(out / "last" / WEIGHTS)))
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    trainer.load_state_dict(engine_state_for_resume(state["engine"], epochs))
+    log.info("resuming %s after epoch %d", out, trainer.state.epoch)
+    return {"history": list(state["history"]), "best": state["best"]}
+
+
+def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, val_loader, device, track,
+                      runtime):
+    out = Path(cfg.out)
+    losses: list[float] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output))
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def _epoch_end(engine: Engine) -> None:
+        entry = {"epoch": engine.state.epoch, "loss": sum(losses) / max(1, len(losses)),
+                 "lr": optimizer.param_groups[0]["lr"]}
+        losses.clear()
+        net = unwrap(model)
+        if runtime.is_main:  # validation on rank 0 over the whole Validation_Set
+            entry.update(evaluate(net, val_loader, device))
+            net.train()
+        track["history"].append(entry)
+        log.info("finetune epoch %d loss %.4f val macro F1 %s", entry["epoch"], entry["loss"],
+                 entry.get("val_macro_f1"))
+        if runtime.report is not None:
+            runtime.report(entry)
+        if not runtime.is_main:
+            return
+        meta = {**entry, "finetune": cfg.to_dict()}
+        if track["best"] is None or entry["val_macro_f1"] > track["best"]["val_macro_f1"]:
+            track["best"] = entry
+            save_checkpoint(out / "best", net, net.cfg, meta)
+        save_checkpoint(out / "last", net, net.cfg, meta)
+        save_train_state(out / "train_state.pt", {
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "engine": dict(engine.state_dict()), "history": track["history"],
+            "best": track["best"]})
+        write_json(out / "history.json", {"history": track["history"], "best": track["best"]})
+        save_curves(out / "curves.png", track["history"], ["loss", "val_macro_f1"],
+                    title="EXPR fine-tuning")
+
+
+def finetune(cfg: FinetuneConfig, runtime: Runtime | None = None) -> dict[str, Any]:
+    """Fine-tune on Aff-Wild2 EXPR; returns best macro F1/epoch, history and paths."""
+    runtime = runtime or Runtime()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(runtime.device or cfg.device)
+    torch.manual_seed(cfg.seed)
+    model, mae_cfg = build_classifier(cfg)
+    model = model.to(device)
+    train_loader, val_loader = make_loaders(cfg, mae_cfg.img_size, runtime.world_size)
+    train_loader = runtime.prepare_loader(train_loader)
+    steps = min(len(train_loader), cfg.max_steps or len(train_loader))
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
+    scheduler = make_scheduler(optimizer, cfg.warmup_epochs * steps, cfg.epochs * steps)
+
+    def step(engine: Engine, batch) -> float:
+        imgs, y = batch[0].to(device, non_blocking=True), batch[1].to(device)  # (B,3,S,S), (B,)
+        with autocast(device):
+            logits = model(imgs)  # (B, 8)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return loss.item()
+
+    trainer = Engine(step)
+    track = _resume(out, model, optimizer, scheduler, trainer, cfg.epochs)
+    model = runtime.prepare_model(model)
+    model.train()
+    _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, val_loader, device, track,
+                      runtime)
+    ProgressBar(persist=False, disable=not sys.stderr.isatty()).attach(
+        trainer, output_transform=lambda loss: {"loss": loss})
+    if trainer.state.epoch < cfg.epochs:
+        trainer.run(train_loader, max_epochs=cfg.epochs, epoch_length=steps)
+    best = track["best"] or {}
+    return {"best_macro_f1": best.get("val_macro_f1", float("nan")),
+            "best_epoch": best.get("epoch"), "history": track["history"], "out": str(out),
+            "best_checkpoint": str(out / "best"), "last_checkpoint": str(out / "last"),
+            "curves": str(out / "curves.png")}

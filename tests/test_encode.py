@@ -1,0 +1,93 @@
+"""FrameEncoder on synthetic Aff-Wild2 frames, from the jpg tree and from an LMDB pack."""
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.checkpoint import checkpoint_sha256, save_checkpoint
+from encoders.data import to_model_input
+from encoders.encode import FrameEncoder
+from encoders.mae import ExprClassifier, MaskedAutoencoder
+from encoders.presets import get_preset
+from featurestore.errors import DataFormatError
+from featurestore.frames import decode_jpeg, open_frames
+from featurestore.pack import pack_frames
+from featurestore.synth import SynthConfig, generate
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "data"
+    generate(out, SynthConfig(videos=2, frames=40, faces=0, size=48, test_videos=0),
+             progress=False)
+    return out / "affwild2"
+
+
+@pytest.fixture(scope="module", params=["pretrain", "finetune"])
+def checkpoint(request, tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = get_preset("tiny", img_size=32)
+    model = MaskedAutoencoder(cfg) if request.param == "pretrain" else ExprClassifier(cfg)
+    return save_checkpoint(tmp_path_factory.mktemp("ck"), model, cfg), model.eval()
+
+
+@pytest.mark.parametrize("source", ["tree", "lmdb"])
+def test_encode_video_equals_direct_embed(synth_root, checkpoint, source, tmp_path):
+    ck_dir, model = checkpoint
+    if source == "lmdb":
+        pack_frames(synth_root, tmp_path / "pack", progress=False)
+        frames = open_frames(tmp_path / "pack")
+    else:
+        frames = open_frames(synth_root)
+    video = max(frames.videos(), key=lambda v: len(frames.frame_numbers(v)))
+    numbers = frames.frame_numbers(video)
+    enc = FrameEncoder(ck_dir, batch_size=7, decode_workers=2)  # several batches + a tail
+    feats = enc.encode_video(frames, video)
+    assert feats.dtype == np.float32 and feats.shape == (len(numbers), enc.dim)
+    images = [decode_jpeg(frames.read_bytes(video, int(n))) for n in numbers]
+    with torch.no_grad():
+        direct = model.embed(to_model_input(images, 32)).numpy()
+    np.testing.assert_allclose(feats, direct, rtol=1e-5, atol=1e-5)
+    # frame order is kept: each row belongs to its own frame
+    np.testing.assert_allclose(enc.encode_images(np.stack(images[-3:])), direct[-3:], atol=1e-5)
+
+
+def test_provenance_and_dim(checkpoint):
+    ck_dir, model = checkpoint
+    enc = FrameEncoder(ck_dir)
+    prov = enc.provenance
+    assert enc.dim == 128
+    assert prov["checkpoint_sha256"] == checkpoint_sha256(ck_dir)
+    assert prov["preset"] == "tiny" and prov["input_size"] == 32
+    assert prov["stage"] == ("pretrain" if isinstance(model, MaskedAutoencoder) else "finetune")
+    assert {"code_version", "created"} <= set(prov)
+
+
+class _BrokenFrames:  # a FrameSource whose second jpg is corrupt
+    def videos(self):
+        return ["v"]
+
+    def frame_numbers(self, video):
+        return np.array([1, 2, 3])
+
+    def read_bytes(self, video, number):
+        from PIL import Image
+        import io
+        buf = io.BytesIO()
+        Image.new("RGB", (40, 40), (number * 50, 0, 0)).save(buf, format="JPEG")
+        return buf.getvalue()[:30] if number == 2 else buf.getvalue()
+
+
+def test_corrupt_jpeg_names_the_frame(checkpoint):
+    enc = FrameEncoder(checkpoint[0], batch_size=2)
+    with pytest.raises(DataFormatError, match="v/00002.jpg"):
+        enc.encode_video(_BrokenFrames(), "v")
+
+
+def test_bad_arguments(checkpoint):
+    with pytest.raises(ValueError, match="batch_size"):
+        FrameEncoder(checkpoint[0], batch_size=0)
+    with pytest.raises(ValueError, match="uint8"):
+        FrameEncoder(checkpoint[0]).encode_images(np.zeros((2, 8, 8, 3), np.float32))
