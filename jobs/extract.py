@@ -1,0 +1,280 @@
+"""Extraction job: encode every frame of every video into a named feature set of the store.
+
+    python -m jobs.raylocal start --run-dir runs/ray
+    eval "$(python -m jobs.raylocal env --run-dir runs/ray)"
+    ray job submit --working-dir . -- python jobs/extract.py --frames /abs/pack \\
+        --checkpoint /abs/ckpt/mae-pt --store /abs/store.zarr --set mae-pt
+
+Use absolute paths under `ray job submit`: the job runs in a copy of the working directory.
+Without `ray job submit` the job connects to ``--address`` / ``RAY_ADDRESS`` or starts a local
+loopback-only Ray. A pool of actors (one per GPU, else CPU shares) encodes videos longest first;
+each actor writes the videos it encoded to the store itself (each video owns whole chunks, so
+parallel writers are safe). Committed videos are skipped, so a rerun resumes; a dead actor is
+replaced and its video redone. Extract ``mae-pt`` and ``mae-ft`` into one store by running the
+job twice with different ``--checkpoint`` / ``--set``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python jobs/extract.py`: make `jobs` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import click
+import numpy as np
+
+from jobs.extract_pool import (
+    ActorPlan,
+    ExtractStats,
+    VideoResult,
+    WorkerDied,
+    plan_actors,
+    schedule,
+)
+
+log = logging.getLogger("jobs.extract")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """What to extract where. ``videos=None``: every video of the store."""
+
+    frames: str  # Aff-Wild2 root or LMDB pack
+    checkpoint: str  # encoders checkpoint folder (pretrained or fine-tuned)
+    store: str  # path or fsspec URL of an ingested store
+    set_name: str
+    actors: int | None = None  # None: one per GPU, else one per CPU
+    batch_size: int = 64
+    videos: tuple[str, ...] | None = None
+    address: str | None = None
+    every_s: float = 5.0  # progress log period
+    max_retries: int = 3  # per video, on dead actors
+
+    def __post_init__(self) -> None:
+        for name in ("frames", "checkpoint", "store", "set_name"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"ExtractConfig.{name} must be a non-empty str, got "
+                                 f"{getattr(self, name)!r}")  # fmt: skip
+        if self.actors is not None and self.actors < 1:
+            raise ValueError(f"ExtractConfig.actors must be >= 1, got {self.actors!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"ExtractConfig.batch_size must be >= 1, got {self.batch_size!r}")
+        if self.every_s <= 0:
+            raise ValueError(f"ExtractConfig.every_s must be > 0, got {self.every_s!r}")
+        if self.max_retries < 0:
+            raise ValueError(f"ExtractConfig.max_retries must be >= 0, got {self.max_retries!r}")
+
+
+class VideoExtractor:
+    """Encode one video's jpgs and write them to the store; works with or without Ray.
+
+    ``run(video)`` writes (n_present, dim) rows and commits the video (a no-op, ``written=False``,
+    when it is already committed). A video without any face is committed too: its rows are
+    all filled by the set's fill policy (all zeros).
+    """
+
+    def __init__(self, frames_path: str, checkpoint: str, store: str, set_name: str,
+                 device: str = "cpu", *, batch_size: int = 64, threads: int | None = None):  # fmt: skip
+        import torch
+
+        import featurestore
+        from encoders.encode import FrameEncoder
+        from featurestore.frames import open_frames
+
+        if threads is not None:
+            torch.set_num_threads(max(1, int(threads)))
+        self.frames = open_frames(frames_path)
+        self.encoder = FrameEncoder(checkpoint, device=device, batch_size=batch_size)
+        self.store = featurestore.open(store, mode="a")
+        self.writer = self.store.writer(set_name)
+        self.set_name = set_name
+
+    def frame_numbers(self, video: str) -> np.ndarray:
+        """(k,) 1-based numbers of the jpgs of ``video``; checked against the store's catalog."""
+        want = np.flatnonzero(self.store.present(video)) + 1  # (k,)
+        have = self.frames.frame_numbers(video) if video in self._source_videos() else want[:0]
+        have = np.asarray(have, dtype=np.int64)
+        if len(have) != len(want) or not np.array_equal(have, want):
+            from featurestore.errors import FeatureValidationError
+
+            raise FeatureValidationError(
+                f"{self.frames!r}/{video}: {len(have)} jpgs, but the store {self.store.path} "
+                f"expects {len(want)} (frames and store were made from different data?)")  # fmt: skip
+        return have
+
+    def _source_videos(self) -> set[str]:
+        if not hasattr(self, "_videos"):
+            self._videos = set(self.frames.videos())
+        return self._videos
+
+    def run(self, video: str) -> VideoResult:
+        t0 = time.perf_counter()
+        numbers = self.frame_numbers(video)
+        if len(numbers):
+            feats = self.encoder.encode_video(self.frames, video)  # (n_present, D)
+        else:
+            feats = np.zeros((0, self.encoder.dim), np.float32)  # (0, D): no face at all
+        written = self.writer.write_video(video, feats)
+        return VideoResult(video, len(numbers), time.perf_counter() - t0, written)
+
+
+def _actor_class():
+    import ray
+
+    @ray.remote(max_restarts=0)
+    class ExtractActor:
+        """Ray shell over :class:`VideoExtractor`; reports the node it ran on."""
+
+        def __init__(self, worker: int, *args, **kwargs):
+            self.worker, self.inner = worker, VideoExtractor(*args, **kwargs)
+
+        def run(self, video: str) -> VideoResult:
+            node = ray.get_runtime_context().get_node_id()
+            return replace(self.inner.run(video), node=node, worker=self.worker)
+
+    return ExtractActor
+
+
+class RayBackend:
+    """:class:`jobs.extract_pool.Backend` over named Ray actors (names end in a generation)."""
+
+    def __init__(self, cfg: ExtractConfig, plan: ActorPlan):
+        self.cfg, self.plan = cfg, plan
+        self.cls = _actor_class()
+        self.actors: dict[int, object] = {}
+        self.generation: dict[int, int] = {}
+
+    def start(self, worker: int) -> None:
+        gen = self.generation[worker] = self.generation.get(worker, -1) + 1
+        cfg, plan = self.cfg, self.plan
+        self.actors[worker] = self.cls.options(
+            name=f"extract:{cfg.set_name}:{worker}:{gen}",
+            num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,
+        ).remote(worker, cfg.frames, cfg.checkpoint, cfg.store, cfg.set_name, plan.device,
+                 batch_size=cfg.batch_size, threads=plan.threads)  # fmt: skip
+
+    def replace(self, worker: int) -> None:
+        import ray
+
+        try:
+            ray.kill(self.actors[worker], no_restart=True)
+        except Exception as err:  # noqa: BLE001  (already dead is fine)
+            log.debug("kill of dead actor %d: %s", worker, err)
+        self.start(worker)
+
+    def submit(self, worker: int, video: str) -> Hashable:
+        return self.actors[worker].run.remote(video)
+
+    def wait(self, tickets: list[Hashable], timeout: float) -> list[Hashable]:
+        import ray
+
+        ready, rest = ray.wait(tickets, num_returns=1, timeout=timeout)
+        if ready and rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
+        return ready
+
+    def result(self, ticket: Hashable) -> VideoResult:
+        import ray
+
+        try:
+            return ray.get(ticket)
+        except ray.exceptions.RayActorError as err:  # ActorDiedError included
+            raise WorkerDied(str(err).splitlines()[0]) from err
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors.values():
+            ray.kill(actor, no_restart=True)
+
+
+def cluster_plan(requested: int | None) -> ActorPlan:
+    """:func:`plan_actors` over the alive nodes of the connected Ray cluster."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    return plan_actors([n.get("CPU", 0.0) for n in nodes], [n.get("GPU", 0.0) for n in nodes],
+                       requested)  # fmt: skip
+
+
+def todo_videos(cfg: ExtractConfig, store, writer, source_videos: set[str]) -> dict[str, int]:
+    """video -> frames with a face, for the uncommitted videos to extract (in store order)."""
+    missing = writer.missing()
+    if cfg.videos is not None:
+        unknown = sorted(set(cfg.videos) - set(store.videos()))
+        if unknown:
+            raise ValueError(f"--videos names videos not in {store.path}: {unknown[:5]}")
+        missing = [v for v in missing if v in set(cfg.videos)]
+    sizes = {v: int(store.present(v).sum()) for v in missing}
+    absent = [v for v, n in sizes.items() if n and v not in source_videos]
+    if absent:
+        raise ValueError(f"{cfg.frames}: no frames for {len(absent)} video(s) that have faces "
+                         f"in the store: {absent[:5]}")  # fmt: skip
+    return sizes
+
+
+def run_extraction(cfg: ExtractConfig,
+                   on_result: Callable[[VideoResult], None] | None = None) -> ExtractStats:  # fmt: skip
+    """Extract the uncommitted videos of ``cfg.set_name`` on the connected (or a local) Ray."""
+    import ray
+
+    import featurestore
+    from encoders.encode import FrameEncoder
+    from featurestore.frames import open_frames
+    from jobs.raylocal import init_ray
+
+    init_ray(cfg.address)
+    encoder = FrameEncoder(cfg.checkpoint, device="cpu", batch_size=1)  # dim + provenance only
+    store = featurestore.open(cfg.store, mode="a")
+    writer = store.create_feature_set(cfg.set_name, encoder.dim, provenance=encoder.provenance)
+    del encoder
+    sizes = todo_videos(cfg, store, writer, set(open_frames(cfg.frames).videos()))
+    log.info("extract %s: %d video(s), %d frames to encode (%d already committed)",
+             cfg.set_name, len(sizes), sum(sizes.values()), len(store.committed(cfg.set_name)))  # fmt: skip
+    if not sizes:
+        return ExtractStats()
+    plan = cluster_plan(cfg.actors)
+    log.info("pool: %d actor(s) x (%.2f CPU, %.2f GPU, %d threads) on %s", plan.count,
+             plan.num_cpus, plan.num_gpus, plan.threads, plan.device)  # fmt: skip
+    backend = RayBackend(cfg, plan)
+    try:
+        stats = schedule(list(sizes), sizes, backend, plan.count, max_retries=cfg.max_retries,
+                         every_s=cfg.every_s, on_result=on_result)  # fmt: skip
+    finally:
+        if ray.is_initialized():
+            backend.close()
+    log.info("done: %d video(s) written, %d frames in %.1f s (%.1f frames/s) on %d node(s), "
+             "%d actor(s) replaced", len(stats.written), stats.frames, stats.seconds,
+             stats.frames_per_s, len(stats.nodes), stats.replaced_workers)  # fmt: skip
+    return stats
+
+
+@click.command()
+@click.option("--frames", required=True, help="Aff-Wild2 root or LMDB pack.")
+@click.option("--checkpoint", required=True, help="Encoder checkpoint folder.")
+@click.option("--store", required=True, help="Feature store path or URL (ingested).")
+@click.option("--set", "set_name", required=True, help="Feature set name, e.g. mae-pt.")
+@click.option("--actors", type=int, default=None, help="Default: one per GPU, else per CPU.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--videos", multiple=True, help="Only these videos (repeatable).")
+@click.option("--address", default=None, help="Ray address (default: RAY_ADDRESS or local).")
+def main(frames: str, checkpoint: str, store: str, set_name: str, actors: int | None,
+         batch_size: int, videos: Sequence[str], address: str | None) -> None:  # fmt: skip
+    """Encode every frame of every video into feature set SET of the store."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = ExtractConfig(frames, checkpoint, store, set_name, actors, batch_size,
+                        tuple(videos) or None, address)  # fmt: skip
+    stats = run_extraction(cfg)
+    click.echo(f"{len(stats.written)} video(s) written, {stats.frames} frames, "
+               f"{stats.frames_per_s:.1f} frames/s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
