@@ -1,0 +1,285 @@
+"""Feature store vs the public ABAW layout (one .npy per frame + one .npz per window) vs one raw
+.npy memmap, on the same embedding-like float16 data (smooth random walks per video + noise).
+
+    .venv/bin/python bench/bench_store.py [--frames 200000] [--videos 40] [--dir /tmp/x]
+    .venv/bin/python bench/bench_store.py --scale        # 3,000,000 x 768, about 550 videos
+
+Prints a table with ratios against the baselines and updates the "bench_store" section of
+BENCHMARKS.md (other sections are kept).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import click
+import numpy as np
+
+import featurestore
+from featurestore import layout as L
+from featurestore.ingest import VideoRecord, create_store
+from featurestore.verify import verify
+
+DIM = 768
+WIN, STRIDE = 300, 200
+BEGIN, END = "<!-- bench_store:begin -->", "<!-- bench_store:end -->"
+
+
+def video_lengths(frames: int, videos: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.5, 1.5, videos)
+    n = np.maximum(WIN + 1, (w / w.sum() * frames).astype(int))
+    n[-1] += frames - n.sum()
+    return n.tolist()
+
+
+def video_features(i: int, n: int) -> np.ndarray:
+    """(n, DIM) float16: a smooth random walk plus small noise, like per-frame embeddings."""
+    rng = np.random.default_rng(1000 + i)
+    x = rng.standard_normal((n, DIM), dtype=np.float32)
+    x *= 0.05
+    np.cumsum(x, axis=0, out=x)
+    x += rng.standard_normal(DIM, dtype=np.float32)  # per-video mean
+    x += 0.02 * rng.standard_normal((n, DIM), dtype=np.float32)
+    return x.astype(np.float16)
+
+
+def du(path: Path) -> tuple[int, int]:
+    files, size = 0, 0
+    for root, _, names in os.walk(path):
+        for f in names:
+            files += 1
+            size += os.path.getsize(os.path.join(root, f))
+    return size, files
+
+
+def build_store(path: Path, lengths: list[int]) -> float:
+    catalog = [VideoRecord(f"v{i:04d}", f"v{i:04d}", n, np.ones(n, bool), {"va": "train"}, {})
+               for i, n in enumerate(lengths)]
+    t = time.perf_counter()
+    create_store(path, catalog)
+    w = featurestore.open(path, mode="a").create_feature_set("emb", DIM)
+    for i, n in enumerate(lengths):
+        w.write_video(f"v{i:04d}", video_features(i, n))
+    return time.perf_counter() - t
+
+
+def build_memmap(path: Path, lengths: list[int]) -> float:
+    t = time.perf_counter()
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(sum(lengths), DIM))
+    pos = 0
+    for i, n in enumerate(lengths):
+        mm[pos:pos + n] = video_features(i, n)
+        pos += n
+    mm.flush()
+    del mm
+    return time.perf_counter() - t
+
+
+def build_per_frame(root: Path, lengths: list[int]) -> float:
+    """The public ABAW code's layout: <video>/<frame>.npy plus windows/<video>_<k>.npz."""
+    t = time.perf_counter()
+    for i, n in enumerate(lengths):
+        x = video_features(i, n)
+        d = root / "frames" / f"v{i:04d}"
+        d.mkdir(parents=True)
+        for f in range(n):
+            np.save(d / f"{f + 1:05d}.npy", x[f])
+        wd = root / "windows"
+        wd.mkdir(exist_ok=True)
+        for k, s in enumerate(range(0, max(1, n - WIN + 1), STRIDE)):
+            np.savez(wd / f"v{i:04d}_{k}.npz", feature=x[s:s + WIN])
+    return time.perf_counter() - t
+
+
+def windows_per_s(read, lengths: list[int], count: int, seed: int = 3) -> float:
+    rng = np.random.default_rng(seed)
+    vids = rng.integers(0, len(lengths), count)
+    starts = [int(rng.integers(0, lengths[v] - WIN + 1)) for v in vids]
+    t = time.perf_counter()
+    for v, s in zip(vids, starts, strict=True):
+        read(int(v), s)
+    return count / (time.perf_counter() - t)
+
+
+def fold(lengths: list[int]) -> list[int]:
+    return [i for i in range(len(lengths)) if i % 5 != 0]  # 80% of the videos
+
+
+def measure_store(path: Path, lengths: list[int], windows: int) -> dict:
+    t = time.perf_counter()
+    s = featurestore.open(path)
+    open_s = time.perf_counter() - t
+    names = [f"v{i:04d}" for i in fold(lengths)]
+    tracemalloc.start()
+    t = time.perf_counter()
+    loaded = s.load("emb", names)
+    load_s = time.perf_counter() - t
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    pos = {i: loaded.spans[f"v{i:04d}"][0] for i in fold(lengths)}
+    fl = [lengths[i] for i in fold(lengths)]
+    idx = fold(lengths)
+    train = windows_per_s(lambda v, a: np.array(loaded.array[pos[idx[v]] + a:pos[idx[v]] + a + WIN]),
+                          fl, windows * 20)
+    single = windows_per_s(lambda v, a: s.features("emb", f"v{v:04d}", a, a + WIN), lengths, windows)
+    return {"open_s": open_s, "load_s": load_s, "peak_ratio": peak / loaded.array.nbytes,
+            "train_wps": train, "single_wps": single}
+
+
+def measure_memmap(path: Path, lengths: list[int], windows: int) -> dict:
+    mm = np.load(path, mmap_mode="r")
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    t = time.perf_counter()
+    arr = np.concatenate([np.asarray(mm[starts[i]:starts[i + 1]]) for i in fold(lengths)])
+    load_s = time.perf_counter() - t
+    del arr
+    train = windows_per_s(lambda v, a: np.array(mm[starts[v] + a:starts[v] + a + WIN]), lengths,
+                          windows * 20)
+    return {"load_s": load_s, "train_wps": train, "single_wps": train}
+
+
+def measure_per_frame(root: Path, lengths: list[int], windows: int) -> dict:
+    t = time.perf_counter()
+    for i in fold(lengths)[:4]:  # whole fold is minutes: time 4 videos and scale by frames
+        d = root / "frames" / f"v{i:04d}"
+        np.stack([np.load(d / f"{f + 1:05d}.npy") for f in range(lengths[i])])
+    part = sum(lengths[i] for i in fold(lengths)[:4])
+    load_s = (time.perf_counter() - t) * sum(lengths[i] for i in fold(lengths)) / part
+
+    def read(v: int, a: int) -> np.ndarray:  # the public code reads a precomputed window file
+        k = min(a // STRIDE, max(0, (lengths[v] - WIN) // STRIDE))
+        with np.load(root / "windows" / f"v{v:04d}_{k}.npz") as z:
+            return z["feature"]
+    train = windows_per_s(read, lengths, windows)
+    return {"load_s": load_s, "train_wps": train, "single_wps": train}
+
+
+def codec_sweep(lengths: list[int], work: Path) -> list[str]:
+    """Bytes ratio and window reads/s of codec settings on the first videos (about 20k frames)."""
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    x = np.concatenate([video_features(i, n) for i, n in enumerate(lengths[:4])])
+    rows = []
+    for shuffle in ("shuffle", "bitshuffle"):
+        for level in (1, 3, 5):
+            p = work / f"codec_{shuffle}_{level}.zarr"
+            a = zarr.create_array(p, shape=x.shape, chunks=(L.CHUNK_FRAMES, DIM), dtype="float16",
+                                  compressors=BloscCodec(cname="zstd", clevel=level, shuffle=shuffle,
+                                                         typesize=2),
+                                  config={"write_empty_chunks": True})
+            t = time.perf_counter()
+            a[:] = x
+            wr = time.perf_counter() - t
+            size = du(p)[0]
+            wps = windows_per_s(lambda v, s, a=a: a[s:s + WIN], [len(x)], 100)
+            rows.append(f"| zstd {level} {shuffle} | {size / x.nbytes:.3f} | {x.nbytes / wr / 1e6:.0f} "
+                        f"| {wps:.0f} |")
+            shutil.rmtree(p)
+    return rows
+
+
+def report(lengths, res, sizes, writes, codec_rows, cmd) -> str:
+    raw = sum(lengths) * DIM * 2
+    st, mm, pf = res["store"], res["memmap"], res["per_frame"]
+    lines = [BEGIN, "## Feature store (bench/bench_store.py)", "", f"Command: `{cmd}`", "",
+             f"{sum(lengths):,} frames x {DIM} float16 in {len(lengths)} videos "
+             f"(raw {raw / 1e6:.0f} MB); fold = 80% of the videos; windows of {WIN} frames. "
+             "2 shared CPU cores, so rates are noisy; ratios are taken within this run.", "",
+             "| layout | MB on disk | x raw | files | write s | train-path windows/s | fold load s "
+             "| single-window reads/s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for key, name in (("store", "this store (zarr)"), ("memmap", "one raw .npy memmap"),
+                      ("per_frame", "public ABAW (.npy/frame + .npz/window)")):
+        r, (b, f) = res[key], sizes[key]
+        lines.append(f"| {name} | {b / 1e6:.0f} | {b / raw:.3f} | {f:,} | {writes[key]:.1f} "
+                     f"| {r['train_wps']:,.0f} | {r['load_s']:.2f} | {r['single_wps']:,.0f} |")
+    lines += ["", "Ratios:",
+              f"- bytes: store / raw float16 = {sizes['store'][0] / raw:.3f} (target <= 0.87)",
+              f"- files: per-frame / store = {sizes['per_frame'][1] / sizes['store'][1]:,.0f}x "
+              "(target >= 100x)",
+              f"- train-path windows/s: store / memmap = {st['train_wps'] / mm['train_wps']:.2f} "
+              "(target >= 1)",
+              f"- fold load: per-frame / store = {pf['load_s'] / st['load_s']:.0f}x slower "
+              "(per-frame timed on 4 videos, scaled by frames)",
+              f"- single-window `FeatureStore.features` reads/s: {st['single_wps']:.0f} (target >= 400)",
+              f"- store open {st['open_s'] * 1e3:.0f} ms; fold load peak traced memory = "
+              f"{st['peak_ratio']:.2f}x the fold's feature bytes (target <= 1.3)", "",
+              "Codec sweep (Blosc, chunks of CHUNK_FRAMES rows, first 4 videos):", "", "| codec | bytes / raw | write MB/s | window reads/s |", "| --- | ---: | ---: | ---: |",
+              *codec_rows, "", END]
+    return "\n".join(lines)
+
+
+def update_benchmarks(text: str, path: Path = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"):
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+def run_default(frames: int, videos: int, work: Path, windows: int) -> str:
+    lengths = video_lengths(frames, videos, 0)
+    paths = {"store": work / "store.zarr", "memmap": work / "raw.npy", "per_frame": work / "abaw"}
+    writes = {"store": build_store(paths["store"], lengths),
+              "memmap": build_memmap(paths["memmap"], lengths),
+              "per_frame": build_per_frame(paths["per_frame"], lengths)}
+    sizes = {k: (os.path.getsize(p), 1) if p.is_file() else du(p) for k, p in paths.items()}
+    res = {"store": measure_store(paths["store"], lengths, windows),
+           "memmap": measure_memmap(paths["memmap"], lengths, windows),
+           "per_frame": measure_per_frame(paths["per_frame"], lengths, windows)}
+    return report(lengths, res, sizes, writes, codec_sweep(lengths, work), " ".join(sys.argv))
+
+
+def run_scale(work: Path) -> str:
+    import resource
+
+    lengths = video_lengths(3_000_000, 550, 1)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    build_s = build_store(work / "store.zarr", lengths)
+    t = time.perf_counter()
+    s = featurestore.open(work / "store.zarr")
+    open_s = time.perf_counter() - t
+    t = time.perf_counter()
+    ok = verify(s, progress=False)["ok"]
+    verify_s = time.perf_counter() - t
+    res = measure_store(work / "store.zarr", lengths, 200)
+    size, files = du(work / "store.zarr")
+    fold_bytes = sum(lengths[i] for i in fold(lengths)) * DIM * 2
+    return "\n".join([
+        f"Scale (`{' '.join(sys.argv)}`): {sum(lengths):,} x {DIM} float16, {len(lengths)} videos: "
+        f"build {build_s:.0f} s, {size / 1e9:.2f} GB ({size / (sum(lengths) * DIM * 2):.3f}x raw) in "
+        f"{files:,} files, open {open_s * 1e3:.0f} ms, verify {verify_s:.0f} s (ok={ok}), fold load "
+        f"{res['load_s']:.1f} s of {fold_bytes / 1e9:.2f} GB, traced peak {res['peak_ratio']:.2f}x the "
+        f"fold bytes, max RSS before build {rss0 / 1e3:.0f} MB."])
+
+
+@click.command()
+@click.option("--frames", default=200_000, show_default=True)
+@click.option("--videos", default=40, show_default=True)
+@click.option("--windows", default=300, show_default=True, help="Random windows per read test.")
+@click.option("--dir", "work", default=None, help="Work folder (default: a temp folder, deleted).")
+@click.option("--scale", is_flag=True, help="Build a 3,000,000 x 768 store instead (about 4 GB).")
+@click.option("--no-write", is_flag=True, help="Print only; leave BENCHMARKS.md alone.")
+def main(frames: int, videos: int, windows: int, work: str | None, scale: bool, no_write: bool):
+    base = Path(tempfile.mkdtemp(prefix="bench_store_", dir=work))
+    try:
+        text = run_scale(base) if scale else run_default(frames, videos, base, windows)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    click.echo(text)
+    if not no_write and not scale:
+        update_benchmarks(text)
+
+
+if __name__ == "__main__":
+    main()
