@@ -1,0 +1,127 @@
+"""Parsing half of the Aff-Wild2 reader: the annotation and template file formats and the
+task constants. Public names are re-exported by :mod:`featurestore.affwild2`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from featurestore._affwild2_scan import check_video_name
+from featurestore.errors import DataFormatError
+
+TASKS = ("va", "expr", "au")
+EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
+SPLITS = ("train", "val", "test")
+
+HEADERS = {"va": ("valence", "arousal"), "expr": EXPR_CLASSES, "au": AU_NAMES}
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a text file without line ends (CRLF tolerated), trailing blank lines dropped."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataFormatError(path, None, f"not UTF-8 text ({err.reason})") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _check_header(path: Path, line: str, expected: tuple[str, ...]) -> None:
+    got = tuple(c.strip() for c in line.split(","))
+    if got != expected:
+        raise DataFormatError(path, 1, f"wrong header {line.strip()!r}: expected {','.join(expected)!r}")
+
+
+def _number(path: Path, lineno: int, text: str, kind: type) -> float | int:
+    try:
+        return kind(text.strip())
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise DataFormatError(path, lineno, f"{text.strip()!r} is not {what}") from None
+
+
+def _parse_va(path: Path, lineno: int, cells: list[str]) -> tuple[tuple[float, float], bool]:
+    v, a = (_number(path, lineno, c, float) for c in cells)
+    if v == -5 or a == -5:
+        return (v, a), False
+    for name, x in (("valence", v), ("arousal", a)):
+        if not (math.isfinite(x) and -1.0 <= x <= 1.0):
+            raise DataFormatError(path, lineno, f"{name} {x} out of range [-1, 1] (invalid marker is -5)")
+    return (v, a), True
+
+
+def _parse_expr(path: Path, lineno: int, cells: list[str]) -> tuple[int, bool]:
+    c = _number(path, lineno, cells[0], int)
+    if c == -1:
+        return c, False
+    if not 0 <= c < len(EXPR_CLASSES):
+        raise DataFormatError(path, lineno, f"expression {c} out of range 0..7 (invalid marker is -1)")
+    return c, True
+
+
+def _parse_au(path: Path, lineno: int, cells: list[str]) -> tuple[list[int], bool]:
+    row = [_number(path, lineno, c, int) for c in cells]
+    for name, x in zip(AU_NAMES, row, strict=True):
+        if x not in (0, 1, -1):
+            raise DataFormatError(path, lineno, f"{name} value {x} is not 0, 1 or -1")
+    return row, -1 not in row
+
+
+_ROW_PARSERS = {"va": (_parse_va, np.float32), "expr": (_parse_expr, np.int64), "au": (_parse_au, np.int8)}
+
+
+def parse_annotation(path: str | Path, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse one annotation file; line i+1 of the file labels frame i (1-based).
+
+    Returns ``values`` (va: (n, 2) float32, expr: (n,) int64, au: (n, 12) int8) and ``valid`` (n,)
+    bool, n = number of label lines. Invalid rows keep their raw marker values (-5 / -1).
+    """
+    if task not in HEADERS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    path = Path(path)
+    lines = read_lines(path)
+    if not lines:
+        raise DataFormatError(path, 1, "empty annotation file (expected a header line)")
+    expected = HEADERS[task]
+    _check_header(path, lines[0], expected)
+    parse_row, dtype = _ROW_PARSERS[task]
+    ncols = len(expected) if task != "expr" else 1
+    values, valid = [], np.empty(len(lines) - 1, dtype=bool)
+    for i, line in enumerate(lines[1:]):
+        lineno = i + 2
+        cells = line.split(",")
+        if len(cells) != ncols:
+            raise DataFormatError(path, lineno, f"expected {ncols} column(s), got {len(cells)}: {line.strip()!r}")
+        row, ok = parse_row(path, lineno, cells)
+        values.append(row)
+        valid[i] = ok
+    shape = {"va": (-1, 2), "expr": (-1,), "au": (-1, len(AU_NAMES))}[task]
+    return np.asarray(values, dtype=dtype).reshape(shape), valid
+
+
+def read_template(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a template / submission file (``image_location[,...]`` then ``video/00001.jpg[,...]``).
+
+    Returns video -> (k,) int64 frame numbers, in file order.
+    """
+    path = Path(path)
+    lines = read_lines(path)
+    if not lines or not lines[0].strip().startswith("image_location"):
+        raise DataFormatError(path, 1, "a template starts with an 'image_location' header")
+    frames: dict[str, list[int]] = {}
+    for i, line in enumerate(lines[1:]):
+        lineno = i + 2
+        loc = line.split(",", 1)[0].strip()
+        video, sep, fname = loc.rpartition("/")
+        stem = fname[:-4] if fname.endswith(".jpg") else ""
+        if not sep or not stem.isdigit() or int(stem) < 1:
+            raise DataFormatError(path, lineno, f"expected 'video/NNNNN.jpg', got {loc!r}")
+        check_video_name(path, lineno, video)
+        frames.setdefault(video, []).append(int(stem))
+    return {v: np.asarray(n, dtype=np.int64) for v, n in frames.items()}
