@@ -1,0 +1,86 @@
+"""Official ABAW submission files from a checkpoint: one row per template frame, face or not."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from featurestore.errors import DataFormatError
+from seqtrain.checkpoint import load_model
+from seqtrain.data import load_videos
+from seqtrain.evaluate import predict_frames
+from seqtrain.io import atomic_write_text
+from seqtrain.tasks import get_task
+
+__all__ = ["read_template_rows", "predict", "submission_header"]
+
+log = logging.getLogger(__name__)
+
+
+def submission_header(task: str) -> str:
+    return ",".join(("image_location", *get_task(task).columns))
+
+
+def read_template_rows(path: str | os.PathLike) -> list[tuple[str, int, str]]:
+    """(video, 1-based frame number, image_location) of every template row, in file order."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            loc = line.strip().split(",")[0].strip()
+            if not loc or (line_no == 1 and loc == "image_location"):
+                continue
+            video, _, frame = loc.rpartition("/")
+            stem = frame.removesuffix(".jpg")
+            if not video or not stem.isdigit() or int(stem) < 1:
+                raise DataFormatError(path, line_no, f"expected '<video>/<00001>.jpg', got {loc!r}")
+            rows.append((video, int(stem), loc))
+    if not rows:
+        raise DataFormatError(path, None, "template lists no frames")
+    return rows
+
+
+def _format(task: str, values: np.ndarray) -> list[str]:
+    if task == "va":
+        return [f"{v:.6f},{a:.6f}" for v, a in values]
+    if task == "expr":
+        return [str(int(c)) for c in values]
+    return [",".join(str(int(x)) for x in row) for row in values]
+
+
+def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
+            template: str | os.PathLike, out: str | os.PathLike, features: str | None = None,
+            *, batch_size: int = 32, device: str = "cpu") -> Path:
+    """Predict every window of each template video, stitch per frame and write ``out``.
+
+    Returns the written path. Raises ValueError naming template videos the store lacks and
+    DataFormatError for template frames beyond a video's length.
+    """
+    import featurestore
+
+    model, fit_cfg, _ = load_model(checkpoint, device)
+    if fit_cfg.task != task:
+        raise ValueError(f"{checkpoint}: checkpoint is for task {fit_cfg.task!r}, not {task!r}")
+    fs = featurestore.open(store)
+    rows = read_template_rows(template)
+    videos = list(dict.fromkeys(v for v, _, _ in rows))
+    missing = [v for v in videos if v not in set(fs.videos())]
+    if missing:
+        raise ValueError(f"{template}: {len(missing)} template video(s) not in the store "
+                         f"{store}: {missing[:5]}")
+    seqs = load_videos(fs, features or fit_cfg.features, videos, None)
+    frames = predict_frames(model, seqs, fit_cfg.window, fit_cfg.stride, batch_size, device)
+    spec = get_task(task)
+    values = {v: spec.to_submission(frames[v]) for v in videos}  # video -> (n, ...) submission
+    lines = [submission_header(task)]
+    for line_no, (video, number, loc) in enumerate(rows, 2):
+        if number > len(values[video]):
+            raise DataFormatError(template, line_no, f"frame {number} of {video} is beyond its "
+                                  f"{len(values[video])} frames in the store")
+    body = {v: _format(task, values[v]) for v in videos}
+    lines += [f"{loc},{body[video][number - 1]}" for video, number, loc in rows]
+    path = atomic_write_text(out, "\n".join(lines) + "\n")
+    log.info("wrote %d rows to %s", len(rows), path)
+    return path

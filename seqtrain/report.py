@@ -1,0 +1,97 @@
+"""Tables (paper's Table 1 per fold, Table 5 ablation) and per-frame plots from a run folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqtrain.io import atomic_write_text
+from seqtrain.plots import plot_frames
+from seqtrain.tasks import TASKS
+
+__all__ = ["collect", "fold_table", "ablation_table", "report"]
+
+log = logging.getLogger(__name__)
+TASK_ROWS = (("va", "VA / CCC"), ("expr", "EXPR / F1"), ("au", "AU / F1"))
+
+
+def collect(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every metrics.json under ``run_dir`` (with its folder under the key "dir")."""
+    runs = []
+    for path in sorted(Path(run_dir).rglob("metrics.json")):
+        m = json.loads(path.read_text(encoding="utf-8"))
+        if "task" in m and "val" in m and "score" in m["val"]:
+            runs.append({**m, "dir": str(path.parent)})
+    return runs
+
+
+def _cell(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def fold_table(runs: list[dict[str, Any]], features: str, variant: str) -> str:
+    """Markdown: rows task / metric, columns fold 0..4 and the mean of the folds present."""
+    lines = [f"### {features} / {variant}", "",
+             "| task / metric | fold 0 | fold 1 | fold 2 | fold 3 | fold 4 | mean |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for task, label in TASK_ROWS:
+        scores = {r["fold"]: r["val"]["score"] for r in runs if r["task"] == task
+                  and r["features"] == features and r["variant"] == variant}
+        if not scores:
+            continue
+        cells = [_cell(scores.get(k)) for k in range(5)]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_cell(float(np.mean(list(scores.values()))))} |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_table(runs: list[dict[str, Any]]) -> str:
+    """Markdown: rows variant / features, columns VA, Expr, AU scores on fold 0."""
+    combos = sorted({(r["variant"], r["features"]) for r in runs if r["fold"] == 0})
+    lines = ["| variant / features | VA | Expr | AU |", "| --- | --- | --- | --- |"]
+    for variant, features in combos:
+        score = {r["task"]: r["val"]["score"] for r in runs if r["fold"] == 0
+                 and r["variant"] == variant and r["features"] == features}
+        lines.append(f"| {variant} / {features} | "
+                     + " | ".join(_cell(score.get(t)) for t in ("va", "expr", "au")) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot_examples(runs: list[dict[str, Any]], out: Path) -> list[Path]:
+    written = []
+    for task in TASKS:
+        cands = [r for r in runs if r["task"] == task and (Path(r["dir"]) / "val_example.npz").is_file()]
+        if not cands:
+            continue
+        best = min(cands, key=lambda r: (r["variant"] != "full", r["fold"], r["dir"]))
+        ex = np.load(Path(best["dir"]) / "val_example.npz")
+        path = out / f"frames_{task}.png"
+        plot_frames(task, ex["pred"], ex["true"], ex["valid"], path,
+                    title=f"{task}: {ex['video']} (fold {best['fold']}, {best['variant']})")
+        written.append(path)
+    return written
+
+
+def report(run_dir: str | os.PathLike) -> str:
+    """The report text; also writes results_folds.md (and results_ablation.md when runs differ
+    in features or variant) and frames_<task>.png into ``run_dir``."""
+    run_dir = Path(run_dir)
+    runs = collect(run_dir)
+    if not runs:
+        raise FileNotFoundError(f"{run_dir}: no metrics.json of a seqtrain run under this folder")
+    combos = sorted({(r["features"], r["variant"]) for r in runs})
+    folds = "## Per-fold validation scores (official per-frame metrics)\n\n" + "\n".join(
+        fold_table(runs, f, v) for f, v in combos)
+    atomic_write_text(run_dir / "results_folds.md", folds)
+    text = folds
+    if len(combos) > 1:
+        abl = "## Ablation (fold 0 = official validation set)\n\n" + ablation_table(runs)
+        atomic_write_text(run_dir / "results_ablation.md", abl)
+        text += "\n" + abl
+    for path in _plot_examples(runs, run_dir):
+        log.info("wrote %s", path)
+    return text
