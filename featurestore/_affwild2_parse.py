@@ -90,10 +90,39 @@ def parse_annotation(path: str | Path, task: str) -> tuple[np.ndarray, np.ndarra
         raise DataFormatError(path, 1, "empty annotation file (expected a header line)")
     expected = HEADERS[task]
     _check_header(path, lines[0], expected)
-    parse_row, dtype = _ROW_PARSERS[task]
     ncols = len(expected) if task != "expr" else 1
-    values, valid = [], np.empty(len(lines) - 1, dtype=bool)
-    for i, line in enumerate(lines[1:]):
+    fast = _parse_fast(lines[1:], task, ncols)
+    if fast is not None:
+        return fast
+    return _parse_slow(path, lines[1:], task, ncols)
+
+
+def _parse_fast(rows: list[str], task: str, ncols: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Vectorised parse of well-formed rows; None when anything is off (the slow path then
+    finds the first bad line and names it)."""
+    if any(r.count(",") != ncols - 1 for r in rows):
+        return None
+    cells = ",".join(rows).split(",") if rows else []
+    try:
+        raw = np.array(cells, dtype=np.float64 if task == "va" else np.int64).reshape(len(rows), ncols)
+    except ValueError:
+        return None
+    if task == "va":
+        valid = ~(raw == -5).any(axis=1)  # (n,)
+        ok = np.isfinite(raw[valid]).all() and (np.abs(raw[valid]) <= 1.0).all()
+        return (raw.astype(np.float32), valid) if ok else None
+    if task == "expr":
+        raw = raw[:, 0]  # (n,)
+        return (raw, raw != -1) if ((raw >= -1) & (raw <= 7)).all() else None
+    ok = ((raw >= -1) & (raw <= 1)).all()
+    return (raw.astype(np.int8), ~(raw == -1).any(axis=1)) if ok else None
+
+
+def _parse_slow(path: Path, rows: list[str], task: str, ncols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Line-by-line parse that raises DataFormatError at the first bad line."""
+    parse_row, dtype = _ROW_PARSERS[task]
+    values, valid = [], np.empty(len(rows), dtype=bool)
+    for i, line in enumerate(rows):
         lineno = i + 2
         cells = line.split(",")
         if len(cells) != ncols:

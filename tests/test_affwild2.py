@@ -7,6 +7,7 @@ import pytest
 from fixtures_affwild2 import (
     AU_HEADER,
     EXPR_HEADER,
+    au_rows,
     build_quirky_tree,
     expr_rows,
     va_rows,
@@ -211,3 +212,19 @@ def test_bad_template_row(tmp_path):
 def test_parse_annotation_unknown_task(tmp_path):
     with pytest.raises(ValueError, match="task"):
         parse_annotation(write_text(tmp_path / "a.txt", "x\n"), "valence")
+
+
+@pytest.mark.parametrize("task, rows", [
+    ("va", [" 0.5, -1", "-5,0.2", "0.3,-5", "1,1", "+0.25,0"]),
+    ("expr", ["7", " -1", "0 ", "+3"]),
+    ("au", au_rows(6, invalid={2}) + ["1,0,0,0,0,0,0,0,0,0,0,-1"]),
+])
+def test_fast_and_slow_parsers_agree(tmp_path, task, rows):
+    from featurestore._affwild2_parse import HEADERS, _parse_fast, _parse_slow
+
+    ncols = 1 if task == "expr" else len(HEADERS[task])
+    fast = _parse_fast(rows, task, ncols)
+    slow = _parse_slow(tmp_path / "x.txt", rows, task, ncols)
+    assert fast is not None
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
