@@ -70,3 +70,39 @@ def test_sinusoidal_positions_have_no_parameters():
 def test_bad_model_config_names_field(field, value):
     with pytest.raises(ValueError, match=field):
         ModelConfig(**{**MODEL_PRESETS["tiny"], field: value})
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_masked_labels_cannot_change_the_loss(task):
+    torch.manual_seed(0)
+    spec = TASKS[task]
+    out = torch.randn(2, 12, spec.out_dim, requires_grad=True)
+    labels = {"va": torch.rand(2, 12, 2) * 2 - 1, "expr": torch.randint(0, 8, (2, 12)),
+              "au": torch.randint(0, 2, (2, 12, 12)).float()}[task]
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[0, 3] = False  # an invalid frame
+    mask[1, 9:] = False  # padded frames
+    loss = spec.loss(out, labels, mask)
+    (grad,) = torch.autograd.grad(loss, out)
+    garbage = labels.clone()
+    garbage[~mask] = {"va": -5.0, "expr": 7, "au": 1.0}[task]
+    garbage[0, 3] = {"va": 100.0, "expr": 0, "au": 0.0}[task]
+    loss2 = spec.loss(out, garbage, mask)
+    (grad2,) = torch.autograd.grad(loss2, out)
+    assert loss.item() == loss2.item()
+    torch.testing.assert_close(grad, grad2)
+    assert torch.all(grad[~mask] == 0)
+    changed = labels.clone()
+    if task == "expr":
+        changed[0, 0] = (int(labels[0, 0]) + 1) % 8
+    else:
+        changed[0, 0] = 1 - labels[0, 0] if task == "au" else -labels[0, 0]
+    assert spec.loss(out, changed, mask).item() != loss.item()  # an unmasked label does matter
+
+
+def test_ccc_loss_uses_population_statistics():
+    from seqtrain.metrics import ccc
+    from seqtrain.tasks import ccc_torch
+
+    x, y = torch.randn(50, dtype=torch.float64), torch.randn(50, dtype=torch.float64)
+    assert ccc_torch(x, y).item() == pytest.approx(ccc(x.numpy(), y.numpy()), abs=1e-6)
