@@ -1,0 +1,84 @@
+"""The project's local Ray head: loopback-only sockets, `ray job submit` with its token, stop."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import featurestore
+from jobs import raylocal
+
+REPO = Path(__file__).resolve().parent.parent
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    run = tmp_path_factory.mktemp("rayhead")
+    address = raylocal.start_head(run, num_cpus=2, dashboard_port=None)
+    try:
+        yield run, address, raylocal.read_head(run)
+    finally:
+        raylocal.stop_head(run)
+
+
+def test_head_description_is_validated_and_missing_heads_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no Ray head"):
+        raylocal.read_head(tmp_path)
+    with pytest.raises(ValueError, match="pgid"):
+        raylocal.HeadInfo("127.0.0.1:1", "http://127.0.0.1:2", "t", "d", 0, "r")
+    assert raylocal.stop_head(tmp_path) is False
+
+
+@pytest.mark.ray
+def test_every_socket_of_the_head_listens_on_loopback_only(head):
+    run, address, info = head
+    assert address == info.address and address.startswith("127.0.0.1:")
+    assert (Path(info.token_path).stat().st_mode & 0o077) == 0  # token readable by owner only
+    assert Path(info.token_path).is_relative_to(run)  # not ~/.ray/auth_token
+    sockets = raylocal.listening_sockets(info.pgid)
+    ports = {port for _, _, port in sockets}
+    assert int(address.rsplit(":", 1)[1]) in ports  # GCS
+    assert int(info.dashboard_url.rsplit(":", 1)[1]) in ports  # dashboard / job server
+    exposed = [s for s in sockets if s[1] not in raylocal.LOOPBACK_HOSTS]
+    assert not exposed, exposed
+    with pytest.raises(RuntimeError, match="already running"):
+        raylocal.start_head(run, dashboard_port=None)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_job_submit_runs_the_extraction_job(head, tmp_path):
+    from test_extract import assert_set_equals_direct, build_tiny_data
+
+    _, _, info = head
+    data = build_tiny_data(tmp_path)
+    env = dict(os.environ, **info.client_env())
+    cmd = [RAY, "job", "submit", "--working-dir", str(REPO), "--", "python", "jobs/extract.py",
+           "--frames", data["pack"], "--checkpoint", data["ckpt"], "--store", data["store"],
+           "--set", "submitted", "--actors", "1", "--batch-size", "8"]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "frames/s" in proc.stdout  # the driver's progress and summary reach `ray job` output
+    store = featurestore.open(data["store"])
+    assert sorted(store.committed("submitted")) == sorted(store.videos())
+    assert_set_equals_direct(data, "submitted")
+    # without the token the job server refuses the client
+    bad = dict(env, RAY_AUTH_TOKEN="0" * 64)
+    bad.pop("RAY_AUTH_TOKEN_PATH")
+    refused = subprocess.run([RAY, "job", "list"], env=bad, capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+    assert refused.returncode != 0
+
+
+@pytest.mark.ray
+def test_stop_head_ends_every_process_of_the_head(head):
+    run, _, info = head
+    assert raylocal.stop_head(run) is True
+    assert not raylocal.head_alive(info)
+    assert not raylocal.head_file(run).exists()
+    assert raylocal.stop_head(run) is False
