@@ -204,7 +204,7 @@ def _mouth_and_nose(p: FaceParams, au: np.ndarray, v: float, a: float, cx: float
     mw = idt.mouth_w * (1 + 0.3 * au[AU12] + 0.1 * max(v, 0) - 0.2 * au[AU23] - 0.15 * au[AU24])
     if p.expr == SURPRISE:
         mw *= 0.8
-    lift = 3.5 * v + 3.0 * au[AU12] - 3.5 * au[AU15]
+    lift = 4.5 * v + 3.0 * au[AU12] - 3.5 * au[AU15]
     asym = 3.0 if p.expr == OTHER else 0.0
     left, right = (cx - mw, my - lift), (cx + mw, my - lift - asym)
     opening = float(np.clip(1.2 * max(a, 0) + 3 * au[AU25] + 5 * au[AU26] - 1.5 * au[AU24], 0, 12))

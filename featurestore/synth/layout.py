@@ -216,8 +216,11 @@ def write_test_files(root: Path, plans: tuple[VideoPlan, ...]) -> None:
         (temps / TEMPLATES[task]).write_text("\n".join([header, *rows]) + "\n")
 
 
-def _still(cfg: SynthConfig, kind: int, i: int) -> tuple[np.ndarray, int]:
-    """One still face (112 RGB) and its Aff-Wild2 EXPR class (never Other)."""
+def still_face(cfg: SynthConfig, kind: int, i: int) -> tuple[np.ndarray, int]:
+    """Still face ``i`` of set ``kind`` (0 FER2013, 1 RAF-DB): (112, 112, 3) RGB and its EXPR class.
+
+    The class is never Other (no FER2013 / RAF-DB equivalent). Pure in (cfg.seed, kind, i).
+    """
     rng = np.random.default_rng([cfg.seed, 5, kind, i])
     v, a, au, expr = static_state(rng)
     while expr == OTHER:
@@ -237,7 +240,7 @@ def write_facesets(root: Path, cfg: SynthConfig, progress=lambda it: it) -> dict
     fer.mkdir(parents=True)
     lines = ["emotion,pixels,Usage"]
     for i in progress(range(n_fer)):
-        img, expr = _still(cfg, 0, i)
+        img, expr = still_face(cfg, 0, i)
         grey = np.asarray(Image.fromarray(img).convert("L").resize((48, 48), Image.Resampling.BOX))
         usage = "Training" if i < 0.8 * n_fer else ("PublicTest" if i < 0.9 * n_fer else "PrivateTest")
         lines.append(f"{FER_OF_EXPR[expr]},{' '.join(map(str, grey.ravel().tolist()))},{usage}")
@@ -248,7 +251,7 @@ def write_facesets(root: Path, cfg: SynthConfig, progress=lambda it: it) -> dict
     n_train = int(round(0.8 * n_raf))
     labels = []
     for i in progress(range(n_raf)):
-        img, expr = _still(cfg, 1, i)
+        img, expr = still_face(cfg, 1, i)
         stem = f"train_{i + 1:05d}" if i < n_train else f"test_{i - n_train + 1:04d}"
         small = np.asarray(Image.fromarray(img).resize((100, 100), Image.Resampling.BOX))
         (raf / "Image" / "aligned" / f"{stem}_aligned.jpg").write_bytes(_jpeg(small))

@@ -13,14 +13,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from featurestore.synth.faces import (
-    AU1, AU2, AU4, AU6, AU10, AU12, AU15, AU25, AU26,
-    ANGER, DISGUST, FEAR, HAPPINESS, NEUTRAL, OTHER, SADNESS, SURPRISE,
+    ANGER,
+    AU1,
+    AU2,
+    AU4,
+    AU10,
+    AU12,
+    AU15,
+    AU25,
+    AU26,
+    DISGUST,
+    FEAR,
+    HAPPINESS,
+    NEUTRAL,
+    OTHER,
+    SADNESS,
+    SURPRISE,
 )
 
 # Per AU: weight of valence, weight of arousal, bias of the latent (AU_NAMES order).
 AU_DRIVE = np.array([
     (-0.3, 0.8, -0.6), (0.0, 0.9, -0.8), (-1.0, 0.3, -0.7), (1.1, 0.2, -0.5),
-    (-0.5, 0.4, -0.7), (-0.8, 0.1, -0.8), (1.4, 0.1, -0.3), (-1.0, -0.4, -0.8),
+    (-0.5, 0.4, -0.7), (-0.8, 0.1, -0.8), (1.4, 0.1, -0.5), (-1.0, -0.4, -0.8),
     (-0.6, 0.3, -0.9), (-0.4, -0.4, -0.9), (0.2, 1.1, -0.3), (0.0, 1.0, -0.7),
 ])
 MIN_AU_RUN = 8
@@ -53,6 +67,14 @@ def smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     return out.reshape(x.shape)
 
 
+def walk(rng: np.random.Generator, n: int, sigma: float, dims: int) -> np.ndarray:
+    """Smoothed white noise scaled to unit variance in expectation (stable for short n): (n, dims)."""
+    r = max(1, int(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    gain = np.sqrt(((k / k.sum()) ** 2).sum())
+    return smooth(rng.standard_normal((n, dims)), sigma) / gain
+
+
 def slow_signal(rng: np.random.Generator, n: int, sigma: float = 20.0, dims: int = 1) -> np.ndarray:
     """Unit-scale smooth signal: sinusoids of periods 80..400 frames plus a smoothed walk: (n, dims)."""
     t = np.arange(n, dtype=np.float64)[:, None]  # (n, 1)
@@ -60,9 +82,7 @@ def slow_signal(rng: np.random.Generator, n: int, sigma: float = 20.0, dims: int
     phases = rng.uniform(0, 2 * np.pi, size=(3, dims))
     amps = rng.uniform(0.3, 1.0, size=(3, dims))
     sines = sum(amps[j] * np.sin(2 * np.pi * t / periods[j] + phases[j]) for j in range(3))
-    walk = smooth(rng.standard_normal((n, dims)), sigma)  # (n, dims)
-    walk /= walk.std(axis=0, keepdims=True) + 1e-9
-    return (sines / np.sqrt((amps**2).sum(0) / 2) + walk) / np.sqrt(2)
+    return (sines / np.sqrt((amps**2).sum(0) / 2) + walk(rng, n, sigma, dims)) / np.sqrt(2)
 
 
 def min_runs(x: np.ndarray, length: int) -> np.ndarray:
@@ -70,7 +90,7 @@ def min_runs(x: np.ndarray, length: int) -> np.ndarray:
     x = x.copy()
     starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
     ends = np.r_[starts[1:], len(x)]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=True):
         if e - s < length:
             x[s:e] = x[s - 1] if s > 0 else x[min(e, len(x) - 1)]
     return x
@@ -80,23 +100,22 @@ def expr_rule(v: np.ndarray, a: np.ndarray, au: np.ndarray) -> np.ndarray:
     """The frame-wise expression that VA and AUs imply: (n,) int64 in EXPR_CLASSES order."""
     on = au.astype(bool)  # (n, 12)
     conds = [
-        on[:, AU12] & (v > 0.2),
-        (a > 0.4) & (v > -0.3) & (on[:, AU1] | on[:, AU2]) & (on[:, AU25] | on[:, AU26]),
-        (v < -0.2) & (a > 0.3) & on[:, AU4],
-        (v < -0.2) & (a > 0.2) & on[:, AU1],
+        (np.abs(v) < 0.4) & (np.abs(a) < 0.5) & ~(on[:, AU12] | on[:, AU4] | on[:, AU26]),
+        on[:, AU12] & (v > 0.35),
+        (a > 0.35) & (v > -0.3) & (on[:, AU1] | on[:, AU2]) & (on[:, AU25] | on[:, AU26]),
+        (v < -0.15) & (a > 0.25) & on[:, AU1],
+        (v < -0.2) & (a > 0.2) & on[:, AU4],
         (v < -0.2) & on[:, AU10],
-        (v < -0.2) & (a < 0.1) & (on[:, AU15] | on[:, AU1]),
-        (np.abs(v) < 0.3) & (np.abs(a) < 0.35),
+        (v < -0.15) & (a < 0.2) & (on[:, AU15] | on[:, AU1] | on[:, AU4]),
     ]
-    classes = [HAPPINESS, SURPRISE, ANGER, FEAR, DISGUST, SADNESS, NEUTRAL]
+    classes = [NEUTRAL, HAPPINESS, SURPRISE, FEAR, ANGER, DISGUST, SADNESS]
     return np.select(conds, classes, default=OTHER).astype(np.int64)
 
 
 def au_process(rng: np.random.Generator, v: np.ndarray, a: np.ndarray) -> np.ndarray:
     """AU on/off segments correlated with VA: (n, 12) int8."""
     n = len(v)
-    noise = smooth(rng.standard_normal((n, 12)), 10.0)  # (n, 12)
-    noise /= noise.std(axis=0, keepdims=True) + 1e-9
+    noise = walk(rng, n, 10.0, 12)  # (n, 12)
     latent = AU_DRIVE[:, 0] * v[:, None] + AU_DRIVE[:, 1] * a[:, None] + AU_DRIVE[:, 2] + 0.6 * noise
     on = latent > 0  # (n, 12)
     return np.stack([min_runs(on[:, k], MIN_AU_RUN) for k in range(12)], 1).astype(np.int8)
@@ -113,8 +132,8 @@ def static_state(rng: np.random.Generator) -> tuple[float, float, np.ndarray, in
 
 def label_timeline(rng: np.random.Generator, n: int) -> Timeline:
     """Draw the whole intended timeline of one video of ``n`` frames."""
-    bias = rng.normal(0.0, 0.4, size=2)
-    va = np.tanh(1.1 * slow_signal(rng, n, 20.0, 2) + bias)  # (n, 2)
+    bias = rng.normal(0.0, 0.3, size=2)
+    va = np.tanh(0.75 * slow_signal(rng, n, 20.0, 2) + bias)  # (n, 2)
     v, a = va[:, 0], va[:, 1]
     au = au_process(rng, v, a)
     raw = expr_rule(v, a, au)
@@ -123,13 +142,13 @@ def label_timeline(rng: np.random.Generator, n: int) -> Timeline:
     k = np.ones(15)
     votes = np.stack([np.convolve(onehot[:, c], k, mode="same") for c in range(8)], 1)
     expr = min_runs(votes.argmax(1).astype(np.int64), MIN_EXPR_RUN)
-    pose_slow = smooth(rng.standard_normal((n, 4)), 15.0)  # (n, 4) slow head motion
-    pose_slow /= pose_slow.std(axis=0, keepdims=True) + 1e-9
+    pose_slow = walk(rng, n, 15.0, 4)  # (n, 4) slow head motion
     jitter = rng.standard_normal((n, 4)) * 0.3
-    pose = (pose_slow + jitter) * np.array([2.0, 2.0, 4.0, 0.03]) + np.array([0, 0, 0, 1.0])
+    pose = np.clip(pose_slow + jitter, -2.5, 2.5) * np.array([2.0, 2.0, 4.0, 0.03]) + [0, 0, 0, 1.0]
     light = rng.normal(0, 0.25, size=2) + 0.1 * slow_signal(rng, n, 30.0, 2)  # (n, 2)
-    brightness = rng.uniform(95, 145) + 8 * slow_signal(rng, n, 30.0, 1)[:, 0]
-    contrast = rng.uniform(40, 58) + 3 * slow_signal(rng, n, 30.0, 1)[:, 0]
+    brightness = np.clip(rng.uniform(95, 145) + 8 * slow_signal(rng, n, 30.0, 1)[:, 0], 80, 160)
+    contrast = np.clip(rng.uniform(40, 58) + 3 * slow_signal(rng, n, 30.0, 1)[:, 0], 35, 62)
+    light = np.clip(light, -0.6, 0.6)
     return Timeline(v, a, au, expr, pose, light, brightness, contrast)
 
 
