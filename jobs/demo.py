@@ -110,10 +110,12 @@ def run_pipeline(run: Path, size: DemoSize) -> dict[str, float]:
     p.stage("pack", [fs, "pack", str(data / "affwild2"), str(pack)])
     p.stage("ingest", [fs, "ingest", "--affwild2", str(data / "affwild2"), str(store)])
 
-    address = raylocal.start_head(run / "ray", env=env)
-    env["RAY_ADDRESS"] = address
+    raylocal.start_head(run, dashboard_port=None)
+    head = raylocal.read_head(run)
+    env.update(head.client_env())
+    env["RAY_ADDRESS"] = head.address  # drivers (seqtrain) join the head; `ray job submit` gets --address
     try:
-        submit = [_exe("ray"), "job", "submit", "--address", raylocal.dashboard_url(address),
+        submit = [_exe("ray"), "job", "submit", "--address", head.dashboard_url,
                   "--working-dir", str(REPO), "--"]
         p.stage("pretrain", submit + [py, "jobs/pretrain.py", "--faces", str(data / "faces"),
                                       "--preset", "tiny", "--epochs", str(size.pretrain_epochs),
@@ -138,7 +140,7 @@ def run_pipeline(run: Path, size: DemoSize) -> dict[str, float]:
             p.stage(f"ablation-{name}", [st, "fit", "--task", "all", "--fold", "0", "--features",
                                          features, "--out", str(seq / name)] + flags + common)
     finally:
-        raylocal.stop_head(run / "ray", env=env)
+        raylocal.stop_head(run)
     p.stage("predict", *[[st, "predict", "--task", t, "--checkpoint", str(seq / "main" / t / "fold0"),
                           "--store", str(store), "--template", str(_template(data, t)),
                           "--out", str(run / "submissions" / f"{t}.csv")] for t in TASKS])
