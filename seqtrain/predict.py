@@ -24,8 +24,9 @@ def submission_header(task: str) -> str:
     return ",".join(("image_location", *get_task(task).columns))
 
 
-def read_template_rows(path: str | os.PathLike) -> list[tuple[str, int, str]]:
-    """(video, 1-based frame number, image_location) of every template row, in file order."""
+def read_template_rows(path: str | os.PathLike) -> list[tuple[str, int, str, int]]:
+    """(video, 1-based frame number, image_location, line number) of every template row, in
+    file order."""
     rows = []
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
@@ -36,7 +37,7 @@ def read_template_rows(path: str | os.PathLike) -> list[tuple[str, int, str]]:
             stem = frame.removesuffix(".jpg")
             if not video or not stem.isdigit() or int(stem) < 1:
                 raise DataFormatError(path, line_no, f"expected '<video>/<00001>.jpg', got {loc!r}")
-            rows.append((video, int(stem), loc))
+            rows.append((video, int(stem), loc, line_no))
     if not rows:
         raise DataFormatError(path, None, "template lists no frames")
     return rows
@@ -65,7 +66,7 @@ def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
         raise ValueError(f"{checkpoint}: checkpoint is for task {fit_cfg.task!r}, not {task!r}")
     fs = featurestore.open(store)
     rows = read_template_rows(template)
-    videos = list(dict.fromkeys(v for v, _, _ in rows))
+    videos = list(dict.fromkeys(r[0] for r in rows))
     missing = [v for v in videos if v not in set(fs.videos())]
     if missing:
         raise ValueError(f"{template}: {len(missing)} template video(s) not in the store "
@@ -75,12 +76,12 @@ def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
     spec = get_task(task)
     values = {v: spec.to_submission(frames[v]) for v in videos}  # video -> (n, ...) submission
     lines = [submission_header(task)]
-    for line_no, (video, number, loc) in enumerate(rows, 2):
+    for video, number, _, line_no in rows:
         if number > len(values[video]):
             raise DataFormatError(template, line_no, f"frame {number} of {video} is beyond its "
                                   f"{len(values[video])} frames in the store")
     body = {v: _format(task, values[v]) for v in videos}
-    lines += [f"{loc},{body[video][number - 1]}" for video, number, loc in rows]
+    lines += [f"{loc},{body[video][number - 1]}" for video, number, loc, _ in rows]
     path = atomic_write_text(out, "\n".join(lines) + "\n")
     log.info("wrote %d rows to %s", len(rows), path)
     return path
