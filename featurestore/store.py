@@ -23,7 +23,7 @@ from featurestore.errors import StoreError
 log = logging.getLogger(__name__)
 
 MODES = ("r", "r+", "a")
-LOAD_BLOCK_CHUNKS = 8  # chunks per zarr call in bulk loads: bounds the extra memory of a load
+LOAD_BLOCK_CHUNKS = 16  # chunks per zarr call in bulk loads: bounds the extra memory of a load
 
 
 class UnknownKeyError(StoreError, KeyError):
