@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_store import DIM, features_for, make_catalog
 
 import featurestore
@@ -165,3 +167,18 @@ def test_xarray_opens_feature_set_and_labels(tmp_path):
     assert labels["au"].dims == ("frame", "au") and labels["va_valid"].dtype == bool
     cat = xr.open_zarr(path, group="catalog", consolidated=False)
     assert cat["split"].dims == ("video", "task")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=40), st.sampled_from(["interp", "nearest", "zero"]))
+def test_fill_properties(mask, policy):
+    present = np.array(mask)
+    rows = np.arange(2 * present.sum(), dtype=np.float32).reshape(-1, 2)  # increasing per column
+    out = fill_missing(rows, present, policy)
+    assert out.shape == (len(mask), 2) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[present], rows)  # faces are never altered
+    if not present.any() or policy == "zero":
+        assert (out[~present] == 0).all()
+    else:
+        assert out.min() >= rows.min() and out.max() <= rows.max()
+        assert (np.diff(out[:, 0]) >= 0).all()  # no overshoot: fills stay between neighbours
