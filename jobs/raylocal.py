@@ -18,6 +18,7 @@ with ``RAY_AUTH_TOKEN_PATH``; `HeadInfo.client_env()` gives the variables that `
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import json
@@ -25,10 +26,12 @@ import logging
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,9 +301,29 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, **kwarg
         ray.init(address=address, **kwargs)
         return
     _force_loopback()
+    _private_token()
     kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("configure_logging", False)
     ray.init(num_cpus=num_cpus, _node_ip_address=LOOPBACK, **kwargs)
+
+
+def _private_token() -> None:
+    """Token auth for a local instance without Ray writing ``~/.ray/auth_token``.
+
+    Left alone when the user already chose (RAY_AUTH_MODE / RAY_AUTH_TOKEN / _PATH set).
+    """
+    if any(k in os.environ for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="affray-token-"))  # mode 0700
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    token = folder / "auth_token"
+    _write_atomic(token, secrets.token_hex(32), mode=0o600)
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)})
+    # `import ray` already parsed RAY_AUTH_MODE into its config: re-read it (as ray.init does
+    # when it turns token auth on itself).
+    from ray._raylet import Config
+
+    Config.initialize("")
 
 
 def _force_loopback() -> None:

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import featurestore
+from jobs import raylocal
 from jobs.extract_pool import (
     ExtractionError,
     VideoResult,
@@ -189,6 +190,9 @@ def test_job_writes_every_video_and_a_rerun_writes_nothing(data, local_ray):
     cfg = ExtractConfig(data["pack"], data["ckpt"], data["store"], "mae-pt", actors=2,
                         batch_size=8, every_s=1.0)  # fmt: skip
     stats = run_extraction(cfg)
+    # init_ray's in-process instance (raylet, GCS: children in our process group) is loopback-only
+    sockets = raylocal.listening_sockets(os.getpgrp())
+    assert sockets and all(ip in raylocal.LOOPBACK_HOSTS for _, ip, _ in sockets), sockets
     store = featurestore.open(data["store"])
     assert sorted(stats.written) == sorted(store.videos())
     assert_set_equals_direct(data, "mae-pt")

@@ -1,0 +1,123 @@
+"""Extraction throughput through the whole job path against the raw encoder forward.
+
+    .venv/bin/python bench/bench_extract.py [--preset tiny] [--videos 4] [--frames 150]
+
+Baseline (measured in the same run): the encoder forward of the same preset on in-memory,
+already-normalised tensors, same batch size and torch threads. Job path: LMDB pack -> JPEG
+decode -> encoder -> store writes, by one Ray actor of `jobs.extract` (throughput inside the
+actor, i.e. the sum of its per-video seconds; Ray/actor start-up is reported apart), and the same
+`VideoExtractor` without Ray. Prints frames/s and the ratio to the baseline (target >= 0.9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def build(root: Path, preset: str, videos: int, frames: int) -> dict[str, str]:
+    from encoders.checkpoint import save_checkpoint
+    from encoders.mae import MaskedAutoencoder
+    from encoders.presets import get_preset
+    from featurestore.ingest import ingest_affwild2
+    from featurestore.pack import pack_frames
+    from featurestore.synth import SynthConfig, generate
+
+    generate(root / "data", SynthConfig(videos=videos, frames=frames, faces=0, test_videos=0),
+             progress=False)  # fmt: skip
+    ingest_affwild2(root / "data" / "affwild2", root / "store.zarr", progress=False)
+    pack_frames(root / "data" / "affwild2", root / "pack", progress=False)
+    torch.manual_seed(0)
+    cfg = get_preset(preset)
+    save_checkpoint(root / "ckpt", MaskedAutoencoder(cfg), cfg, {})
+    return {"pack": str(root / "pack"), "store": str(root / "store.zarr"),
+            "ckpt": str(root / "ckpt")}  # fmt: skip
+
+
+def raw_forward(paths: dict[str, str], batch_size: int, threads: int) -> tuple[float, int]:
+    """frames/s of FrameEncoder's forward on in-memory tensors (decode and resize excluded)."""
+    from encoders.data import to_model_input
+    from encoders.encode import FrameEncoder
+    from featurestore.frames import decode_jpeg, open_frames
+
+    torch.set_num_threads(threads)
+    enc = FrameEncoder(paths["ckpt"], batch_size=batch_size)
+    src = open_frames(paths["pack"])
+    images = [decode_jpeg(src.read_bytes(v, int(n))) for v in src.videos()
+              for n in src.frame_numbers(v)]  # fmt: skip
+    batches = [to_model_input(images[i:i + batch_size], enc.cfg.img_size)
+               for i in range(0, len(images), batch_size)]  # fmt: skip  (N, 3, S, S) each
+    enc._forward(batches[0])  # warm-up
+    t0 = time.perf_counter()
+    for b in batches:
+        enc._forward(b)  # (B, D)
+    return len(images) / (time.perf_counter() - t0), len(images)
+
+
+def no_ray(paths: dict[str, str], batch_size: int, threads: int) -> float:
+    import featurestore
+    from encoders.encode import FrameEncoder
+    from jobs.extract import VideoExtractor
+
+    enc = FrameEncoder(paths["ckpt"])
+    featurestore.open(paths["store"], "a").create_feature_set("noray", enc.dim,
+                                                              provenance=enc.provenance)  # fmt: skip
+    ex = VideoExtractor(paths["pack"], paths["ckpt"], paths["store"], "noray",
+                        batch_size=batch_size, threads=threads)  # fmt: skip
+    results = [ex.run(v) for v in featurestore.open(paths["store"]).videos()]
+    return sum(r.frames for r in results) / sum(r.seconds for r in results)
+
+
+def job(paths: dict[str, str], batch_size: int) -> tuple[float, float, int]:
+    import ray
+
+    from jobs.extract import ExtractConfig, cluster_plan, run_extraction
+    from jobs.raylocal import init_ray
+
+    init_ray()
+    threads = cluster_plan(1).threads
+    t0 = time.perf_counter()
+    stats = run_extraction(ExtractConfig(paths["pack"], paths["ckpt"], paths["store"], "job",
+                                         actors=1, batch_size=batch_size))  # fmt: skip
+    wall = time.perf_counter() - t0
+    ray.shutdown()
+    inside = stats.frames / sum(r.seconds for r in stats.results)
+    return inside, stats.frames / wall, threads
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--videos", type=int, default=4)
+    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--batch-size", type=int, default=64)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
+        paths = build(Path(tmp), args.preset, args.videos, args.frames)
+        inside, wall, threads = job(paths, args.batch_size)  # first: its actor's thread count
+        base, n = raw_forward(paths, args.batch_size, threads)
+        plain = no_ray(paths, args.batch_size, threads)
+    print(f"preset {args.preset}, {n} frames of 112 px, batch {args.batch_size}, "
+          f"{threads} torch threads")
+    print(f"baseline  raw encoder forward (in-memory tensors): {base:8.1f} frames/s")
+    for name, fps in (("VideoExtractor, no Ray (pack->decode->encode->store)", plain),
+                      ("job, 1 Ray actor, inside the actor", inside),
+                      ("job, 1 Ray actor, wall incl. Ray/actor start", wall)):  # fmt: skip
+        print(f"{name:<52} {fps:8.1f} frames/s  ratio {fps / base:.2f}")
+    print("target: job inside the actor / baseline >= 0.90:",
+          "met" if inside / base >= 0.9 else "NOT met")  # fmt: skip
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
