@@ -6,7 +6,8 @@ Baseline (measured in the same run): the encoder forward of the same preset on i
 already-normalised tensors, same batch size and torch threads. Job path: LMDB pack -> JPEG
 decode -> encoder -> store writes, by one Ray actor of `jobs.extract` (throughput inside the
 actor, i.e. the sum of its per-video seconds; Ray/actor start-up is reported apart), and the same
-`VideoExtractor` without Ray. Prints frames/s and the ratio to the baseline (target >= 0.9).
+`VideoExtractor` without Ray. Prints frames/s and the ratio to the baseline (target >= 0.9); the baseline is the best of
+three runs interleaved with the others, since the machine is shared.
 """
 
 from __future__ import annotations
@@ -63,16 +64,55 @@ def raw_forward(paths: dict[str, str], batch_size: int, threads: int) -> tuple[f
     return len(images) / (time.perf_counter() - t0), len(images)
 
 
-def no_ray(paths: dict[str, str], batch_size: int, threads: int) -> float:
+def prefetch_encode_video(enc, frames, video: str) -> np.ndarray:
+    """PROTOTYPE of the FrameEncoder change asked for: a background thread decodes *and*
+    preprocesses (one batched uint8 -> float conversion) the next batch while the model runs.
+    Returns (n_present, D) float32 equal to ``enc.encode_video``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from encoders.data import IMAGENET_MEAN, IMAGENET_STD
+    from featurestore.frames import decode_jpeg
+
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    numbers = frames.frame_numbers(video)
+    step = enc.batch_size
+
+    def prep(batch) -> torch.Tensor:
+        imgs = np.stack([decode_jpeg(frames.read_bytes(video, int(n))) for n in batch])  # (B, S, S, 3)
+        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S)
+        return (x - mean) / std  # (B, 3, S, S); frames are already S x S here
+
+    batches = [numbers[i:i + step] for i in range(0, len(numbers), step)]
+    out = []
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(prep, batches[0])
+        for k in range(len(batches)):
+            x = pending.result()
+            if k + 1 < len(batches):
+                pending = pool.submit(prep, batches[k + 1])
+            out.append(enc._forward(x))  # (B, D)
+    return np.concatenate(out)
+
+
+def no_ray(paths: dict[str, str], batch_size: int, threads: int, prototype: bool = False) -> float:
     import featurestore
     from encoders.encode import FrameEncoder
     from jobs.extract import VideoExtractor
 
+    name = "proto" if prototype else "noray"
     enc = FrameEncoder(paths["ckpt"])
-    featurestore.open(paths["store"], "a").create_feature_set("noray", enc.dim,
+    featurestore.open(paths["store"], "a").create_feature_set(name, enc.dim,
                                                               provenance=enc.provenance)  # fmt: skip
-    ex = VideoExtractor(paths["pack"], paths["ckpt"], paths["store"], "noray",
+    ex = VideoExtractor(paths["pack"], paths["ckpt"], paths["store"], name,
                         batch_size=batch_size, threads=threads)  # fmt: skip
+    if prototype:
+        plain = ex.encoder.encode_video
+        ex.encoder.encode_video = lambda frames, video: prefetch_encode_video(plain.__self__,
+                                                                              frames, video)
+        video = featurestore.open(paths["store"]).videos()[0]
+        np.testing.assert_allclose(ex.encoder.encode_video(ex.frames, video),
+                                   plain(ex.frames, video), rtol=1e-4, atol=1e-4)
     results = [ex.run(v) for v in featurestore.open(paths["store"]).videos()]
     return sum(r.frames for r in results) / sum(r.seconds for r in results)
 
@@ -98,19 +138,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--videos", type=int, default=4)
-    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=64)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         paths = build(Path(tmp), args.preset, args.videos, args.frames)
         inside, wall, threads = job(paths, args.batch_size)  # first: its actor's thread count
-        base, n = raw_forward(paths, args.batch_size, threads)
+        # The machine is shared: interleave baseline runs and keep the fastest (conservative).
+        bases = [raw_forward(paths, args.batch_size, threads)]
         plain = no_ray(paths, args.batch_size, threads)
+        bases.append(raw_forward(paths, args.batch_size, threads))
+        proto = no_ray(paths, args.batch_size, threads, prototype=True)
+        bases.append(raw_forward(paths, args.batch_size, threads))
+        base, n = max(bases)
     print(f"preset {args.preset}, {n} frames of 112 px, batch {args.batch_size}, "
           f"{threads} torch threads")
-    print(f"baseline  raw encoder forward (in-memory tensors): {base:8.1f} frames/s")
+    print(f"baseline  raw encoder forward (in-memory tensors): {base:8.1f} frames/s "
+          f"(best of {[round(b) for b, _ in bases]})")
     for name, fps in (("VideoExtractor, no Ray (pack->decode->encode->store)", plain),
+                      ("  same, PROTOTYPE prefetch of decode+preprocess", proto),
                       ("job, 1 Ray actor, inside the actor", inside),
                       ("job, 1 Ray actor, wall incl. Ray/actor start", wall)):  # fmt: skip
         print(f"{name:<52} {fps:8.1f} frames/s  ratio {fps / base:.2f}")

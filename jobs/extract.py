@@ -91,6 +91,8 @@ class VideoExtractor:
             torch.set_num_threads(max(1, int(threads)))
         self.frames = open_frames(frames_path)
         self.encoder = FrameEncoder(checkpoint, device=device, batch_size=batch_size)
+        size = self.encoder.cfg.img_size
+        self.encoder.encode_images(np.zeros((1, size, size, 3), np.uint8))  # warm-up, off the clock
         self.store = featurestore.open(store, mode="a")
         self.writer = self.store.writer(set_name)
         self.set_name = set_name
