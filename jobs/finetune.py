@@ -9,7 +9,6 @@ Same Ray Train shell as jobs/pretrain.py; rank 0 validates and writes ``best/`` 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -54,9 +53,9 @@ def main(affwild2, out, preset, workers, cpus_per_worker, address, no_ray, **opt
         best = finetune(cfg)
         best = {"val_macro_f1": best["best_macro_f1"], "epoch": best["best_epoch"]}
     else:
-        run_ray_train("finetune", cfg.to_dict(), cfg.out, workers, cpus_per_worker, address)
-        path = Path(cfg.out) / "history.json"
-        best = (json.loads(path.read_text()).get("best") if path.is_file() else None) or {}
+        summary = run_ray_train("finetune", cfg.to_dict(), cfg.out, workers, cpus_per_worker,
+                                address) or {}
+        best = summary.get("best") or {}
     click.echo(f"best val macro F1 {best.get('val_macro_f1', float('nan')):.4f} at epoch "
                f"{best.get('epoch')}; checkpoint {Path(cfg.out) / 'best'}")
 

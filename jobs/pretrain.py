@@ -59,7 +59,11 @@ def _init_ray(ray, address: str | None) -> None:
 
 def run_ray_train(stage: str, cfg_dict: dict[str, Any], out: str, workers: int | None,
                   cpus_per_worker: float, address: str | None) -> dict[str, Any]:
-    """Run ``stage`` ("pretrain" | "finetune") under ``TorchTrainer``; returns the last metrics."""
+    """Run ``stage`` ("pretrain" | "finetune") under ``TorchTrainer``.
+
+    Returns rank 0's ``<out>/history.json`` (Ray Train V2 keeps metrics only with checkpoints,
+    and ours live in the out dir): a list of epochs for pretrain, {history, best} for finetune.
+    """
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # local default: loopback
     import ray
     from ray.train import RunConfig, ScalingConfig
@@ -82,16 +86,16 @@ def run_ray_train(stage: str, cfg_dict: dict[str, Any], out: str, workers: int |
             scaling_config=scaling,
             run_config=RunConfig(name=stage, storage_path=str(storage)))
         log.info("%s on %d Ray Train worker(s), GPUs: %s", stage, n, gpus > 0)
-        result = trainer.fit()
-        return dict(result.metrics or {})
+        trainer.fit()
+        return _summary(out)
     finally:
         if started:
             ray.shutdown()
 
 
-def _summary(out: str) -> dict[str, Any]:
+def _summary(out: str) -> Any:
     path = Path(out) / "history.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 @click.command()
@@ -126,8 +130,8 @@ def main(faces, out, preset, workers, cpus_per_worker, address, no_ray, **option
         result = pretrain(cfg)
         history = result["history"]
     else:
-        run_ray_train("pretrain", cfg.to_dict(), cfg.out, workers, cpus_per_worker, address)
-        history = _summary(cfg.out)
+        history = run_ray_train("pretrain", cfg.to_dict(), cfg.out, workers, cpus_per_worker,
+                                address) or []
     last = history[-1] if history else {}
     click.echo(f"pretrained {len(history)} epoch(s), final loss {last.get('loss', float('nan')):.4f}"
                f"; checkpoint {Path(cfg.out) / 'checkpoint'}")

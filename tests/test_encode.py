@@ -73,8 +73,9 @@ class _BrokenFrames:  # a FrameSource whose second jpg is corrupt
         return np.array([1, 2, 3])
 
     def read_bytes(self, video, number):
-        from PIL import Image
         import io
+
+        from PIL import Image
         buf = io.BytesIO()
         Image.new("RGB", (40, 40), (number * 50, 0, 0)).save(buf, format="JPEG")
         return buf.getvalue()[:30] if number == 2 else buf.getvalue()

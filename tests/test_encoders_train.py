@@ -134,3 +134,39 @@ def test_finetune_from_pretrained_checkpoint_reuses_encoder(synth_affwild2, tmp_
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():  # lr ~ 0: the encoder is still the pretrained one
         torch.testing.assert_close(model.embed(x), mae.embed(x), atol=1e-4, rtol=1e-4)
+
+
+def test_finetune_job_without_ray(synth_affwild2, tmp_path):
+    from click.testing import CliRunner
+
+    from jobs.finetune import main
+
+    result = CliRunner().invoke(main, [
+        "--affwild2", str(synth_affwild2), "--out", str(tmp_path), "--img-size", "32",
+        "--epochs", "1", "--num-workers", "0", "--device", "cpu", "--max-frames-per-video", "2",
+        "--max-val-frames-per-video", "2", "--no-ray"])
+    assert result.exit_code == 0, result.output
+    assert "best val macro F1" in result.output
+    assert load_checkpoint(tmp_path / "best")[2]["epoch"] == 1
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_pretrain_job_under_ray_train(tmp_path, monkeypatch):
+    """One Ray Train CPU worker on a fresh loopback instance runs the same pretrain()."""
+    from PIL import Image
+
+    from jobs.pretrain import run_ray_train
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i, img in enumerate(drawn_faces(8)):
+        Image.fromarray(img).save(faces / f"face_{i}.png")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cfg = PretrainConfig.for_preset("tiny", faces=str(faces), img_size=32, epochs=1, batch_size=4,
+                                    num_workers=0, out=str(tmp_path / "out"), max_steps=2)
+    history = run_ray_train("pretrain", cfg.to_dict(), cfg.out, 1, 1.0, None)
+    assert [h["epoch"] for h in history] == [1] and history[0]["steps"] == 2
+    _, _, meta = load_checkpoint(tmp_path / "out" / "checkpoint")
+    assert meta["epoch"] == 1
+    assert (tmp_path / "out" / "ray").is_dir()
