@@ -46,6 +46,13 @@ def test_every_socket_of_the_head_listens_on_loopback_only(head):
     assert int(info.dashboard_url.rsplit(":", 1)[1]) in ports  # dashboard / job server
     exposed = [s for s in sockets if s[1] not in raylocal.LOOPBACK_HOSTS]
     assert not exposed, exposed
+    from click.testing import CliRunner
+
+    status = CliRunner().invoke(raylocal.main, ["status", "--run-dir", str(run)])
+    assert status.exit_code == 0 and " 0 not on loopback" in status.output, status.output
+    env = CliRunner().invoke(raylocal.main, ["env", "--run-dir", str(run)])
+    assert f"export RAY_ADDRESS={info.dashboard_url}" in env.output
+    assert f"RAY_AUTH_TOKEN_PATH={info.token_path}" in env.output
     with pytest.raises(RuntimeError, match="already running"):
         raylocal.start_head(run, dashboard_port=None)
 
