@@ -218,7 +218,8 @@ def report(lengths, res, sizes, writes, codec_rows, cmd) -> str:
     lines = [BEGIN, "## Feature store (bench/bench_store.py)", "", f"Command: `{cmd}`", "",
              f"{sum(lengths):,} frames x {DIM} float16 in {len(lengths)} videos "
              f"(raw {raw / 1e6:.0f} MB); fold = 80% of the videos; windows of {WIN} frames. "
-             "2 shared CPU cores, so rates are noisy; ratios are taken within this run.", "",
+             f"2 shared CPU cores (load average {os.getloadavg()[0]:.1f} at the end of the run), so "
+             "rates are noisy; ratios are taken within this run.", "",
              "| layout | MB on disk | x raw | files | write s | train-path windows/s | fold load s "
              "| single-window reads/s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for key, name in (("store", "this store (zarr)"), ("memmap", "one raw .npy memmap"),
@@ -258,6 +259,18 @@ def update_benchmarks(text: str, path: Path = BENCHMARKS) -> None:
         new = old.rstrip("\n") + "\n\n" + text + "\n"
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+def add_scale_line(line: str, path: Path = BENCHMARKS) -> None:
+    """Put the --scale result inside this benchmark's section (replacing an older one)."""
+    old = path.read_text() if path.exists() else ""
+    if END not in old:
+        return update_benchmarks(f"{BEGIN}\n{line}\n{END}", path)
+    head, tail = old[:old.index(END)], old[old.index(END):]
+    head = "\n".join(x for x in head.split("\n") if not x.startswith("Scale (")).rstrip("\n")
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(f"{head}\n\n{line}\n\n{tail}")
     os.replace(tmp, path)
 
 
@@ -312,7 +325,11 @@ def main(frames: int, videos: int, windows: int, work: str | None, scale: bool, 
     finally:
         shutil.rmtree(base, ignore_errors=True)
     click.echo(text)
-    if not no_write and not scale:
+    if no_write:
+        return
+    if scale:
+        add_scale_line(text)
+    else:
         update_benchmarks(text)
 
 
