@@ -45,6 +45,7 @@ class VideoRecord:
     def __post_init__(self):
         if not self.name or not isinstance(self.name, str):
             raise ValueError(f"name={self.name!r} must be a non-empty string")
+        L.check_video_name(self.name)
         if int(self.num_frames) < 0:
             raise ValueError(f"{self.name}: num_frames={self.num_frames} is negative")
         if np.shape(self.present) != (int(self.num_frames),):

@@ -94,6 +94,20 @@ def check_set_name(name: str) -> str:
     return name
 
 
+def check_video_name(name: object) -> str:
+    """Return ``name`` if it is a safe video name, else raise ValueError.
+
+    Names are attributes, never store paths, but other tools turn them into paths and keys
+    (``<video>/00001.jpg`` in frame packs and submissions): no ``/``, ``\\``, ``..``, leading
+    ``.``, or control characters.
+    """
+    if (not isinstance(name, str) or not name or "/" in name or "\\" in name or ".." in name
+            or name.startswith(".") or any(ord(c) < 32 for c in name)):
+        raise ValueError(f"video name {name!r} is invalid: no '/', '\\', '..', leading '.' or "
+                         "control characters")
+    return name
+
+
 def aligned_length(num_frames: int, chunk: int = CHUNK_FRAMES) -> int:
     """Rows a video of ``num_frames`` occupies: rounded up to whole chunks (at least one)."""
     return max(1, -(-int(num_frames) // chunk)) * chunk

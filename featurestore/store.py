@@ -141,6 +141,11 @@ class FeatureStore:
         check_version(attrs, where)
         self._root, self.path, self.mode = root, where, mode
         self._names: list[str] = list(attrs[L.ATTR_VIDEOS])
+        for name in self._names:  # names feed paths and keys elsewhere: refuse unsafe ones
+            try:
+                L.check_video_name(name)
+            except ValueError as err:
+                raise StoreError(f"{where}: {err}") from None
         self._sources: list[str] = list(attrs[L.ATTR_SOURCES])
         self._index = {v: i for i, v in enumerate(self._names)}
         n = len(self._names)
