@@ -27,22 +27,29 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def to_model_input(images: np.ndarray | Sequence[np.ndarray], img_size: int) -> torch.Tensor:
     """uint8 RGB images (N, H, W, 3) (or a list of (H, W, 3)) -> (N, 3, S, S) normalised float32.
 
-    Images not already S x S are resized (bilinear, antialiased) one by one.
+    Images already S x S are converted in one batched operation; others are resized one by one
+    (bilinear, antialiased). Torch releases the GIL here, so threads can prepare batches.
     """
-    batch = []
-    for img in images:
-        x = torch.from_numpy(np.require(img, np.uint8, ["C", "W"])).permute(2, 0, 1)  # (3, H, W) uint8
-        x = x.unsqueeze(0).float() / 255.0  # (1, 3, H, W)
-        if x.shape[-2:] != (img_size, img_size):
-            x = F.interpolate(x, size=(img_size, img_size), mode="bilinear",
-                              align_corners=False, antialias=True).clamp(0, 1)  # (1, 3, S, S)
-        batch.append(x)
-    if not batch:
+    if len(images) == 0:
         return torch.empty(0, 3, img_size, img_size)
-    x = torch.cat(batch)  # (N, 3, S, S)
+    if all(img.shape[:2] == (img_size, img_size) for img in images):
+        arr = np.require(np.stack(images) if not isinstance(images, np.ndarray) else images,
+                         np.uint8, ["C", "W"])  # (N, S, S, 3)
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)  # (N, 3, S, S)
+    else:
+        x = torch.cat([_resized(img, img_size) for img in images])  # (N, 3, S, S)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (x - mean) / std  # (N, 3, S, S)
+
+
+def _resized(img: np.ndarray, img_size: int) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, S, S) float in [0, 1]."""
+    x = _chw(img).unsqueeze(0).float() / 255.0  # (1, 3, H, W)
+    if x.shape[-2:] != (img_size, img_size):
+        x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False,
+                          antialias=True).clamp(0, 1)  # (1, 3, S, S)
+    return x
 
 
 def denormalize(x: torch.Tensor) -> torch.Tensor:

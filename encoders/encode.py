@@ -93,29 +93,39 @@ class FrameEncoder:
                for i in range(0, len(images), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
+    def _prepare(self, blobs: list[bytes], names: list[str]) -> torch.Tensor:
+        """Decode + preprocess JPEGs (runs in the pool) -> (b, 3, S, S)."""
+        from featurestore.frames import decode_jpeg
+
+        images = [decode_jpeg(b, where=n) for b, n in zip(blobs, names, strict=True)]
+        return to_model_input(images, self.cfg.img_size)
+
     def encode_video(self, frames, video: str) -> np.ndarray:
         """Features of every jpg of ``video`` in ``frames`` (a FrameSource), in frame order.
 
-        Returns (n_present, D) float32, n_present = len(frames.frame_numbers(video)).
+        Returns (n_present, D) float32, n_present = len(frames.frame_numbers(video)). The next
+        batch is decoded and preprocessed by ``decode_workers`` threads (one slice each) while
+        the model encodes the current one.
         """
-        from featurestore.frames import decode_jpeg
-
         numbers = np.asarray(frames.frame_numbers(video))
         batches = [numbers[i:i + self.batch_size] for i in range(0, len(numbers), self.batch_size)]
         if not batches:
             return np.zeros((0, self.dim), np.float32)
 
         def submit(pool: ThreadPoolExecutor, batch: np.ndarray) -> list[Future]:
-            # LMDB reads stay on this thread (fast); only decoding goes to the pool
-            return [pool.submit(decode_jpeg, frames.read_bytes(video, int(n)),
-                                where=f"{video}/{int(n):05d}.jpg") for n in batch]
+            # LMDB / file reads stay on this thread (fast); decoding goes to the pool
+            blobs = [frames.read_bytes(video, int(n)) for n in batch]
+            names = [f"{video}/{int(n):05d}.jpg" for n in batch]
+            k = -(-len(batch) // self.decode_workers)
+            return [pool.submit(self._prepare, blobs[i:i + k], names[i:i + k])
+                    for i in range(0, len(batch), k)]
 
         out = []
         with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="decode") as pool:
             pending = submit(pool, batches[0])
             for k in range(len(batches)):
-                images = [f.result() for f in pending]
+                x = torch.cat([f.result() for f in pending])  # (B, 3, S, S)
                 if k + 1 < len(batches):
-                    pending = submit(pool, batches[k + 1])  # decode ahead while the model runs
-                out.append(self._forward(to_model_input(images, self.cfg.img_size)))
+                    pending = submit(pool, batches[k + 1])  # prepare ahead while the model runs
+                out.append(self._forward(x))  # (B, D)
         return np.concatenate(out)

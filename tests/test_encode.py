@@ -92,3 +92,15 @@ def test_bad_arguments(checkpoint):
         FrameEncoder(checkpoint[0], batch_size=0)
     with pytest.raises(ValueError, match="uint8"):
         FrameEncoder(checkpoint[0]).encode_images(np.zeros((2, 8, 8, 3), np.float32))
+
+
+def test_to_model_input_batched_path_matches_per_image_path():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    fast = to_model_input(imgs, 32)  # all S x S: one batched conversion
+    mixed = to_model_input([*imgs, rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)], 32)
+    assert fast.shape == (3, 3, 32, 32) and mixed.shape == (4, 3, 32, 32)
+    torch.testing.assert_close(mixed[:3], fast)
+    # ImageNet normalisation: a pixel equal to the mean maps to 0
+    mean_px = np.array([[[124, 116, 104]]], np.uint8).repeat(32, 0).repeat(32, 1)[None]
+    assert to_model_input(mean_px, 32).abs().max() < 0.01
