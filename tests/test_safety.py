@@ -14,7 +14,6 @@ The local Ray head binding loopback only is proven by tests/test_raylocal.py
 from __future__ import annotations
 
 import ast
-import os
 import pickle
 import socket
 from pathlib import Path
