@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bad_inputs import ANNOTATION_CASES, FEATURE_CASES, FRAME_CASES, BadInput, tree_digest
 
 import featurestore
 from featurestore.errors import DataFormatError, FeatureValidationError, StoreError
-from bad_inputs import ANNOTATION_CASES, FEATURE_CASES, FRAME_CASES, BadInput, tree_digest
 
 torch.set_num_threads(1)
 
