@@ -71,6 +71,7 @@ class FinetuneConfig:
     warmup_epochs: int = 1
     dropout: float = 0.1
     label_smoothing: float = 0.0
+    balanced_loss: bool = False  # weight classes by n / (8 * count): favours macro F1
     num_workers: int = 4
     seed: int = 0
     device: str = "auto"
@@ -133,6 +134,13 @@ def make_loaders(cfg: FinetuneConfig, img_size: int, world_size: int):
                               generator=torch.Generator().manual_seed(cfg.seed))
     val_loader = DataLoader(val, batch_size=per_worker, num_workers=cfg.num_workers)
     return train_loader, val_loader
+
+
+def class_weights(labels: np.ndarray) -> torch.Tensor:
+    """labels: (M,) int -> (8,) float32 weights n / (8 * count); absent classes get 0."""
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)  # (8,)
+    w = np.where(counts > 0, len(labels) / (NUM_CLASSES * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
 
 
 @torch.no_grad()
@@ -216,12 +224,14 @@ def finetune(cfg: FinetuneConfig, runtime: Runtime | None = None) -> dict[str, A
     steps = min(len(train_loader), cfg.max_steps or len(train_loader))
     optimizer = adamw(model, cfg.lr, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.warmup_epochs * steps, cfg.epochs * steps)
+    weights = class_weights(train_loader.dataset.labels).to(device) if cfg.balanced_loss else None
 
     def step(engine: Engine, batch) -> float:
         imgs, y = batch[0].to(device, non_blocking=True), batch[1].to(device)  # (B,3,S,S), (B,)
         with autocast(device):
             logits = model(imgs)  # (B, 8)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        loss = F.cross_entropy(logits.float(), y, weight=weights,
+                               label_smoothing=cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

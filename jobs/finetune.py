@@ -32,6 +32,8 @@ from jobs.pretrain import run_ray_train
 @click.option("--weight-decay", type=float)
 @click.option("--warmup-epochs", type=int)
 @click.option("--dropout", type=float)
+@click.option("--balanced-loss/--no-balanced-loss", default=None,
+              help="Class-weighted cross-entropy (favours macro F1).")
 @click.option("--num-workers", type=int, help="DataLoader worker processes.")
 @click.option("--seed", type=int)
 @click.option("--device", type=str, help="auto | cpu | cuda (plain mode; Ray picks per worker).")

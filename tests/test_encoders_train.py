@@ -93,15 +93,18 @@ def synth_affwild2(tmp_path_factory):
     from featurestore.synth import SynthConfig, generate
 
     out = tmp_path_factory.mktemp("ft") / "syn"
-    generate(out, SynthConfig(videos=60, frames=20, faces=0, size=64, test_videos=0,
+    generate(out, SynthConfig(videos=60, frames=20, faces=0, size=48, test_videos=0,
                               val_fraction=0.3, seed=1), progress=False)
     return out / "affwild2"
 
 
 def test_finetuning_beats_chance_macro_f1(synth_affwild2, tmp_path):
+    # The synthetic expressions are small mouth/brow changes and labels come in long runs per
+    # video, so a from-scratch tiny ViT only just learns them in seconds: a fixed data seed and
+    # class-balanced loss keep this deterministic (threads = 1) with a clear margin.
     cfg = FinetuneConfig.for_preset("tiny", affwild2=str(synth_affwild2), out=str(tmp_path),
-                                    img_size=64, epochs=6, batch_size=32, lr=1e-3, dropout=0.0,
-                                    num_workers=0, device="cpu", max_frames_per_video=20,
+                                    img_size=48, epochs=6, batch_size=32, lr=5e-4, dropout=0.0,
+                                    num_workers=0, device="cpu", balanced_loss=True,
                                     max_val_frames_per_video=8, seed=1)
     result = finetune(cfg)
     _, _, _, y_val = expr_frame_index(synth_affwild2, "val", 8, seed=1)
