@@ -35,7 +35,11 @@ class FrameEncoder:
     """Encode face frames with a checkpoint of either stage.
 
     frames in: uint8 RGB (H, W, 3) (any size; resized to the checkpoint's ``img_size``);
-    features out: (n, D) float32, D = ``self.dim``.
+    features out: (n, D) float32, D = ``self.dim``: the mean of the encoder's normed patch
+    tokens without masking (the same for both stages; a fine-tuned head is not used).
+
+    ``decode_workers`` threads decode and preprocess the next batch during the forward;
+    ``dtype`` is the autocast dtype (default bf16 on CUDA, none on CPU).
     """
 
     def __init__(self, checkpoint_dir: str | os.PathLike, device: str = "cpu",

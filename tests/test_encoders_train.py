@@ -144,13 +144,19 @@ def test_finetune_job_without_ray(synth_affwild2, tmp_path):
 
     from jobs.finetune import main
 
-    result = CliRunner().invoke(main, [
-        "--affwild2", str(synth_affwild2), "--out", str(tmp_path), "--img-size", "32",
-        "--epochs", "1", "--num-workers", "0", "--device", "cpu", "--max-frames-per-video", "2",
-        "--max-val-frames-per-video", "2", "--no-ray"])
+    args = ["--affwild2", str(synth_affwild2), "--out", str(tmp_path), "--img-size", "32",
+            "--epochs", "1", "--num-workers", "0", "--device", "cpu", "--max-frames-per-video",
+            "2", "--max-val-frames-per-video", "2", "--no-ray"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "best val macro F1" in result.output
     assert load_checkpoint(tmp_path / "best")[2]["epoch"] == 1
+    first = json.loads((tmp_path / "history.json").read_text())["history"]
+    args[args.index("--epochs") + 1] = "2"  # resume: only epoch 2 runs
+    assert CliRunner().invoke(main, args).exit_code == 0
+    history = json.loads((tmp_path / "history.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and history[0] == first[0]
+    assert load_checkpoint(tmp_path / "last")[2]["epoch"] == 2
 
 
 @pytest.mark.ray
