@@ -6,8 +6,8 @@ Baseline (measured in the same run): the encoder forward of the same preset on i
 already-normalised tensors, same batch size and torch threads. Job path: LMDB pack -> JPEG
 decode -> encoder -> store writes, by one Ray actor of `jobs.extract` (throughput inside the
 actor, i.e. the sum of its per-video seconds; Ray/actor start-up is reported apart), and the same
-`VideoExtractor` without Ray. Prints frames/s and the ratio to the baseline (target >= 0.9); the baseline is the best of
-three runs interleaved with the others, since the machine is shared.
+`VideoExtractor` without Ray. Prints frames/s and the ratio to the baseline (target >= 0.9); the machine is shared and its
+speed drifts, so the in-process measures run in interleaved rounds and medians are reported.
 """
 
 from __future__ import annotations
@@ -44,24 +44,33 @@ def build(root: Path, preset: str, videos: int, frames: int) -> dict[str, str]:
             "ckpt": str(root / "ckpt")}  # fmt: skip
 
 
-def raw_forward(paths: dict[str, str], batch_size: int, threads: int) -> tuple[float, int]:
-    """frames/s of FrameEncoder's forward on in-memory tensors (decode and resize excluded)."""
-    from encoders.data import to_model_input
-    from encoders.encode import FrameEncoder
-    from featurestore.frames import decode_jpeg, open_frames
+class RawForward:
+    """The baseline: FrameEncoder's forward on in-memory tensors (decode, preprocess excluded)."""
 
-    torch.set_num_threads(threads)
-    enc = FrameEncoder(paths["ckpt"], batch_size=batch_size)
-    src = open_frames(paths["pack"])
-    images = [decode_jpeg(src.read_bytes(v, int(n))) for v in src.videos()
-              for n in src.frame_numbers(v)]  # fmt: skip
-    batches = [to_model_input(images[i:i + batch_size], enc.cfg.img_size)
-               for i in range(0, len(images), batch_size)]  # fmt: skip  (N, 3, S, S) each
-    enc._forward(batches[0])  # warm-up
-    t0 = time.perf_counter()
-    for b in batches:
-        enc._forward(b)  # (B, D)
-    return len(images) / (time.perf_counter() - t0), len(images)
+    def __init__(self, paths: dict[str, str], batch_size: int, threads: int):
+        from encoders.data import to_model_input
+        from encoders.encode import FrameEncoder
+        from featurestore.frames import decode_jpeg, open_frames
+
+        torch.set_num_threads(threads)
+        self.enc = FrameEncoder(paths["ckpt"], batch_size=batch_size)
+        src = open_frames(paths["pack"])
+        images = [decode_jpeg(src.read_bytes(v, int(n))) for v in src.videos()
+                  for n in src.frame_numbers(v)]  # fmt: skip
+        self.frames = len(images)
+        self.batches = [to_model_input(images[i:i + batch_size], self.enc.cfg.img_size)
+                        for i in range(0, len(images), batch_size)]  # fmt: skip  (B, 3, S, S)
+        self.enc._forward(self.batches[0])  # warm-up
+
+    def __call__(self) -> float:
+        # Cycle over two hot batches: on this VM, memory left idle (the other batches) is
+        # reclaimed by the host (kdamond) and faulting it back in would slow the baseline 3x.
+        hot = self.batches[:2]
+        rows = sum(len(b) for b in self.batches)
+        t0 = time.perf_counter()
+        for i in range(len(self.batches)):
+            self.enc._forward(hot[i % len(hot)])  # (B, D)
+        return rows / (time.perf_counter() - t0)
 
 
 def prefetch_encode_video(enc, frames, video: str) -> np.ndarray:
@@ -95,12 +104,12 @@ def prefetch_encode_video(enc, frames, video: str) -> np.ndarray:
     return np.concatenate(out)
 
 
-def no_ray(paths: dict[str, str], batch_size: int, threads: int, prototype: bool = False) -> float:
+def no_ray(paths: dict[str, str], batch_size: int, threads: int, name: str,
+           prototype: bool = False) -> float:  # fmt: skip
     import featurestore
     from encoders.encode import FrameEncoder
     from jobs.extract import VideoExtractor
 
-    name = "proto" if prototype else "noray"
     enc = FrameEncoder(paths["ckpt"])
     featurestore.open(paths["store"], "a").create_feature_set(name, enc.dim,
                                                               provenance=enc.provenance)  # fmt: skip
@@ -140,29 +149,34 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         paths = build(Path(tmp), args.preset, args.videos, args.frames)
         inside, wall, threads = job(paths, args.batch_size)  # first: its actor's thread count
-        # The machine is shared: interleave baseline runs and keep the fastest (conservative).
-        bases = [raw_forward(paths, args.batch_size, threads)]
-        plain = no_ray(paths, args.batch_size, threads)
-        bases.append(raw_forward(paths, args.batch_size, threads))
-        proto = no_ray(paths, args.batch_size, threads, prototype=True)
-        bases.append(raw_forward(paths, args.batch_size, threads))
-        base, n = max(bases)
-    print(f"preset {args.preset}, {n} frames of 112 px, batch {args.batch_size}, "
-          f"{threads} torch threads")
-    print(f"baseline  raw encoder forward (in-memory tensors): {base:8.1f} frames/s "
-          f"(best of {[round(b) for b, _ in bases]})")
-    for name, fps in (("VideoExtractor, no Ray (pack->decode->encode->store)", plain),
-                      ("  same, PROTOTYPE prefetch of decode+preprocess", proto),
-                      ("job, 1 Ray actor, inside the actor", inside),
+        raw = RawForward(paths, args.batch_size, threads)
+        # The machine is shared and its speed drifts: interleave rounds, report medians.
+        rounds = {"base": [], "plain": [], "proto": []}
+        for r in range(args.rounds):
+            rounds["base"].append(raw())
+            rounds["plain"].append(no_ray(paths, args.batch_size, threads, f"plain{r}"))
+            rounds["base"].append(raw())
+            rounds["proto"].append(no_ray(paths, args.batch_size, threads, f"proto{r}", True))
+        rounds["base"].append(raw())
+    med = {k: float(np.median(v)) for k, v in rounds.items()}
+    base = med["base"]
+    print(f"preset {args.preset}, {raw.frames} frames of 112 px, batch {args.batch_size}, "
+          f"{threads} torch threads, {args.rounds} interleaved rounds (medians)")
+    print(f"{'baseline: raw encoder forward on in-memory tensors':<56} {base:8.1f} frames/s "
+          f"(runs {[round(b) for b in rounds['base']]})")
+    for name, fps in (("VideoExtractor, no Ray (pack->decode->encode->store)", med["plain"]),
+                      ("  same, PROTOTYPE prefetch of decode+preprocess", med["proto"]),
+                      ("job, 1 Ray actor, inside the actor (1 run)", inside),
                       ("job, 1 Ray actor, wall incl. Ray/actor start", wall)):  # fmt: skip
-        print(f"{name:<52} {fps:8.1f} frames/s  ratio {fps / base:.2f}")
-    print("target: job inside the actor / baseline >= 0.90:",
-          "met" if inside / base >= 0.9 else "NOT met")  # fmt: skip
+        print(f"{name:<56} {fps:8.1f} frames/s  ratio {fps / base:.2f}")
+    print("target: job path / baseline >= 0.90:",
+          "met" if min(inside, med["plain"]) / base >= 0.9 else "NOT met")  # fmt: skip
 
 
 if __name__ == "__main__":
