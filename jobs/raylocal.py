@@ -36,8 +36,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
@@ -335,60 +333,11 @@ def _force_loopback() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-@click.group()
 def main() -> None:
-    """Manage the project's loopback-only local Ray head."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    """``python -m jobs.raylocal start|stop|env|status`` (the click group is jobs.raylocal_cli)."""
+    from jobs.raylocal_cli import cli
 
-
-_run_dir_opt = click.option(
-    "--run-dir", type=click.Path(file_okay=False), default="runs/ray", show_default=True
-)
-
-
-@main.command()
-@_run_dir_opt
-@click.option("--num-cpus", type=int, default=None)
-@click.option("--dashboard-port", type=int, default=8265, show_default=True)
-def start(run_dir: str, num_cpus: int | None, dashboard_port: int) -> None:
-    """Start the head and print how to submit jobs to it."""
-    address = start_head(run_dir, num_cpus=num_cpus, dashboard_port=dashboard_port)
-    click.echo(f"Ray head at {address}; to submit jobs:")
-    click.echo(f'  eval "$(python -m jobs.raylocal env --run-dir {shlex.quote(run_dir)})"')
-    click.echo("  ray job submit --working-dir . -- python jobs/extract.py ...")
-
-
-@main.command()
-@_run_dir_opt
-def stop(run_dir: str) -> None:
-    """Stop the head of this run folder (only its own processes)."""
-    click.echo("stopped" if stop_head(run_dir) else "no running head")
-
-
-@main.command()
-@_run_dir_opt
-def env(run_dir: str) -> None:
-    """Print `export` lines for `ray job submit` against this head."""
-    for key, value in read_head(run_dir).client_env().items():
-        click.echo(f"export {key}={shlex.quote(value)}")
-
-
-@main.command()
-@_run_dir_opt
-def status(run_dir: str) -> None:
-    """Whether the head runs, and the sockets it listens on (all must be loopback)."""
-    info = read_head(run_dir)
-    if not head_alive(info):
-        click.echo(f"head of {run_dir} is not running")
-        raise SystemExit(1)
-    click.echo(f"address {info.address}  dashboard {info.dashboard_url}")
-    sockets = listening_sockets(info.pgid)
-    for pid, ip, port in sockets:
-        click.echo(f"  pid {pid:>7}  {ip}:{port}")
-    exposed = [s for s in sockets if s[1] not in LOOPBACK_HOSTS]
-    click.echo(f"{len(sockets)} listening sockets, {len(exposed)} not on loopback")
-    if exposed:
-        raise SystemExit(2)
+    cli()
 
 
 if __name__ == "__main__":

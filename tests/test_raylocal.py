@@ -48,9 +48,11 @@ def test_every_socket_of_the_head_listens_on_loopback_only(head):
     assert not exposed, exposed
     from click.testing import CliRunner
 
-    status = CliRunner().invoke(raylocal.main, ["status", "--run-dir", str(run)])
+    from jobs.raylocal_cli import cli
+
+    status = CliRunner().invoke(cli, ["status", "--run-dir", str(run)])
     assert status.exit_code == 0 and " 0 not on loopback" in status.output, status.output
-    env = CliRunner().invoke(raylocal.main, ["env", "--run-dir", str(run)])
+    env = CliRunner().invoke(cli, ["env", "--run-dir", str(run)])
     assert f"export RAY_ADDRESS={info.dashboard_url}" in env.output
     assert f"RAY_AUTH_TOKEN_PATH={info.token_path}" in env.output
     with pytest.raises(RuntimeError, match="already running"):
