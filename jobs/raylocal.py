@@ -240,6 +240,8 @@ def stop_head(run_dir: str | os.PathLike | None = None) -> bool:
     alive = head_alive(info)
     _kill_group(info.pgid)
     head_file(run_dir).unlink(missing_ok=True)
+    if not Path(info.temp_dir).is_relative_to(info.run_dir):  # the short /tmp fallback
+        shutil.rmtree(info.temp_dir, ignore_errors=True)
     return alive
 
 

@@ -90,4 +90,6 @@ def test_stop_head_ends_every_process_of_the_head(head):
     assert raylocal.stop_head(run) is True
     assert not raylocal.head_alive(info)
     assert not raylocal.head_file(run).exists()
+    temp = Path(info.temp_dir)
+    assert temp.is_relative_to(run) or not temp.exists()  # nothing left outside the run folder
     assert raylocal.stop_head(run) is False
