@@ -38,6 +38,8 @@ def load_model(ckpt_dir: str | os.PathLike, device: str = "cpu"
                ) -> tuple[SeqModel, FitConfig, dict[str, Any]]:
     """(model in eval mode, its FitConfig, meta) from a checkpoint folder."""
     ckpt_dir = Path(ckpt_dir)
+    if not (ckpt_dir / CONFIG).is_file() and (ckpt_dir / "best" / CONFIG).is_file():
+        ckpt_dir = ckpt_dir / "best"  # a run folder: use its best checkpoint
     if not (ckpt_dir / CONFIG).is_file() or not (ckpt_dir / WEIGHTS).is_file():
         raise FileNotFoundError(f"{ckpt_dir}: no checkpoint ({CONFIG} + {WEIGHTS}) here")
     info = json.loads((ckpt_dir / CONFIG).read_text(encoding="utf-8"))
