@@ -47,8 +47,8 @@ class DemoSize:
 
 
 SIZES = {
-    "demo": DemoSize(videos=20, frames=360, faces=2000, pretrain_epochs=8, finetune_epochs=4,
-                     finetune_frames_per_video=150, seq_epochs=30),
+    "demo": DemoSize(videos=40, frames=300, faces=3000, pretrain_epochs=15, finetune_epochs=6,
+                     finetune_frames_per_video=120, seq_epochs=30),
     "ci": DemoSize(videos=10, frames=200, faces=300, pretrain_epochs=2, finetune_epochs=2,
                    finetune_frames_per_video=60, seq_epochs=12),
 }

@@ -85,12 +85,12 @@ def random_identity(rng: np.random.Generator) -> Identity:
         hair_style=int(rng.integers(0, 3)),
         lip=(int(rng.integers(130, 200)), int(rng.integers(50, 100)), int(rng.integers(50, 100))),
         iris=_colour(rng, 20, 120),
-        bg_top=_colour(rng, 30, 230),
-        bg_bottom=_colour(rng, 30, 230),
-        bg_blob=(*_colour(rng, 30, 230), int(rng.integers(0, 112)), int(rng.integers(0, 112)),
+        bg_top=_colour(rng, 90, 170),
+        bg_bottom=_colour(rng, 90, 170),
+        bg_blob=(*_colour(rng, 100, 160), int(rng.integers(0, 112)), int(rng.integers(0, 112)),
                  int(rng.integers(10, 40))),
-        face_rx=float(rng.uniform(30, 36)),
-        face_ry=float(rng.uniform(38, 44)),
+        face_rx=float(rng.uniform(34, 38)),
+        face_ry=float(rng.uniform(42, 46)),
         eye_dx=float(rng.uniform(12, 16)),
         eye_dy=float(rng.uniform(-2, 2)),
         brow_width=int(rng.integers(2, 4)),
@@ -164,7 +164,7 @@ def _eyes_and_brows(p: FaceParams, au: np.ndarray, cx: float, cy: float, dark: t
     idt, v, a = p.identity, float(p.valence), float(p.arousal)
     wide = 0.5 if p.expr in (FEAR, SURPRISE) else 0.0
     ey = cy - 8 + idt.eye_dy
-    eh = 3.4 * (1 + 0.4 * a + wide) * (1 - 0.35 * au[AU6] - 0.3 * au[AU7])
+    eh = 3.4 * (1 + 0.6 * a + wide) * (1 - 0.35 * au[AU6] - 0.3 * au[AU7])
     eh = max(eh, 0.7)
     out: list = []
     for side in (-1.0, 1.0):
@@ -181,8 +181,8 @@ def _eyes_and_brows(p: FaceParams, au: np.ndarray, cx: float, cy: float, dark: t
                     tuple(int(c) for c in ck), 0))
         by = ey - 8
         inner = (cx + side * (idt.eye_dx - 6 + 2.5 * au[AU4]),
-                 by + 3.5 * au[AU4] - 4 * au[AU1] - 1.5 * a)
-        outer = (cx + side * (idt.eye_dx + 7), by - 4 * au[AU2] - 1.5 * a + 1.5 * au[AU4])
+                 by + 3.5 * au[AU4] - 4 * au[AU1] - 3.0 * a)
+        outer = (cx + side * (idt.eye_dx + 7), by - 4 * au[AU2] - 3.0 * a + 1.5 * au[AU4])
         mid = ((inner[0] + outer[0]) / 2, (inner[1] + outer[1]) / 2 - 1.5 - 1.5 * au[AU2])
         width = idt.brow_width + (1 if p.expr == ANGER else 0)
         out.append(("line", _curve(inner, mid, outer, 5), p.identity.hair, width))
@@ -204,10 +204,10 @@ def _mouth_and_nose(p: FaceParams, au: np.ndarray, v: float, a: float, cx: float
     mw = idt.mouth_w * (1 + 0.3 * au[AU12] + 0.1 * max(v, 0) - 0.2 * au[AU23] - 0.15 * au[AU24])
     if p.expr == SURPRISE:
         mw *= 0.8
-    lift = 4.5 * v + 3.0 * au[AU12] - 3.5 * au[AU15]
+    lift = 7.0 * v + 4.0 * au[AU12] - 4.5 * au[AU15]
     asym = 3.0 if p.expr == OTHER else 0.0
     left, right = (cx - mw, my - lift), (cx + mw, my - lift - asym)
-    opening = float(np.clip(1.2 * max(a, 0) + 3 * au[AU25] + 5 * au[AU26] - 1.5 * au[AU24], 0, 12))
+    opening = float(np.clip(3.0 * max(a, 0) + 3 * au[AU25] + 5 * au[AU26] - 1.5 * au[AU24], 0, 14))
     lip = max(2.6 * (1 - 0.45 * au[AU23] - 0.45 * au[AU24]), 0.8)
     up_in, lo_in = my - opening / 2 - 0.8 * au[AU10], my + opening / 2
     up_out, lo_out = up_in - lip - 1.5 * au[AU10], lo_in + 1.2 * lip
