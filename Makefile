@@ -25,9 +25,10 @@ lint: setup
 	$(VENV)/bin/ruff check featurestore encoders seqtrain jobs tests bench
 
 bench: setup
-	$(PY) bench/bench_store.py
+	$(PY) bench/bench_store.py --dir /tmp
 	$(PY) bench/bench_seqtrain.py
 	$(PY) bench/bench_encoders.py
+	$(PY) bench/bench_extract.py
 
 clean:
 	rm -rf $(RUN)
