@@ -49,10 +49,18 @@ def expr_loss(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.T
 
 
 def au_loss(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """BCE with logits. out: (B, T, 12) logits; y: (B, T, 12) 0/1; mask: (B, T) bool."""
+    """BCE with logits, positives weighted per AU by the batch's negative/positive ratio.
+
+    out: (B, T, 12) logits; y: (B, T, 12) 0/1; mask: (B, T) bool. AUs are rare (5-30 % of frames)
+    and the official metric is F1 at 0.5, so unweighted BCE learns to say "off"; ``pos_weight``
+    (clamped to [1, 10], counted over the unmasked frames only) restores the balance.
+    """
     if not bool(mask.any()):
         return _empty(out)
-    return F.binary_cross_entropy_with_logits(out[mask], y[mask].float())  # (M, 12)
+    target = y[mask].float()  # (M, 12)
+    pos = target.sum(dim=0)  # (12,)
+    pos_weight = ((target.shape[0] - pos) / pos.clamp(min=1.0)).clamp(1.0, 10.0)  # (12,)
+    return F.binary_cross_entropy_with_logits(out[mask], target, pos_weight=pos_weight.detach())
 
 
 def _va_sub(out: np.ndarray) -> np.ndarray:
