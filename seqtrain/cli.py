@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from featurestore.errors import FeatureStoreError
 from seqtrain.runner import ALL_TASKS, plan_runs, run_all
 
 DEFAULT_STORE = "runs/demo/store.zarr"
@@ -32,7 +33,7 @@ def _require_store(store: str) -> None:
 @click.option("--folds", "folds_opt", type=click.Choice(["all"]), default=None, help="Run folds 0..4.")
 @click.option("--store", default=DEFAULT_STORE, show_default=True)
 @click.option("--features", default="mae-ft", show_default=True)
-@click.option("--out", default="runs/demo/seqtrain/main", show_default=True,
+@click.option("--out", default="runs/demo/seqtrain/fit", show_default=True,
               help="Run folder; results land in OUT/<task>/fold<K>/.")
 @click.option("--no-tcn", is_flag=True)
 @click.option("--no-transformer", is_flag=True)
@@ -60,7 +61,11 @@ def fit(task, fold, folds_opt, store, features, out, no_tcn, no_transformer, pre
                          patience=patience, seed=seed, num_threads=threads, device=device)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
-    for cfg, res in zip(cfgs, run_all(cfgs, use_ray=not no_ray), strict=True):
+    try:
+        results = run_all(cfgs, use_ray=not no_ray)
+    except (ValueError, FeatureStoreError) as err:  # bad config or data: a message, not a traceback
+        raise click.ClickException(str(err)) from err
+    for cfg, res in zip(cfgs, results, strict=True):
         click.echo(f"{cfg.task} fold {cfg.fold} ({res['variant']}, {cfg.features}): val score "
                    f"{res['val']['score']:.4f} at epoch {res['best_epoch']} -> {cfg.out}")
 
