@@ -189,8 +189,12 @@ def start_head(
     return info.address
 
 
-def _group_pids(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of group ``pgid``, read from /proc (Linux)."""
+_STAT_FIELDS = {"pgrp": 2, "session": 3}  # index after "pid (comm) ": state ppid pgrp session
+
+
+def proc_pids(field: str, value: int) -> list[int]:
+    """Live (non-zombie) processes whose /proc stat ``field`` ("pgrp" or "session") is ``value``."""
+    index = _STAT_FIELDS[field]
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -199,10 +203,15 @@ def _group_pids(pgid: int) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp
-        if fields[0] != "Z" and int(fields[2]) == pgid:
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[index]) == value:
             pids.append(int(entry))
     return pids
+
+
+def _group_pids(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of group ``pgid`` (Linux)."""
+    return proc_pids("pgrp", pgid)
 
 
 def head_alive(info: HeadInfo) -> bool:

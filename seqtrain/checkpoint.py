@@ -1,7 +1,7 @@
 """Best-model checkpoints (safetensors weights + JSON config) and resume state.
 
-Resume state goes through ``torch.save`` and is read back with ``torch.load(...,
-weights_only=True)`` only: tensors, numbers, strings, lists and dicts, never arbitrary pickles.
+Resume state goes through ``torch.save`` and is read back by torch's loader with
+``weights_only=True`` only: tensors, numbers, strings, lists and dicts, never arbitrary pickles.
 """
 
 from __future__ import annotations

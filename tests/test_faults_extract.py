@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jobs.raylocal import proc_pids
+
 REPO = Path(__file__).resolve().parent.parent
 SET = "mae"
 SEED = 20240611
@@ -42,18 +44,7 @@ SEED = 20240611
 
 def session_pids(sid: int) -> list[int]:
     """Live (non-zombie) processes whose session id is ``sid`` (Linux /proc)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp session ...
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            pids.append(int(entry))
-    return pids
+    return proc_pids("session", sid)
 
 
 def kill_session(sid: int, timeout: float = 20.0) -> list[int]:
