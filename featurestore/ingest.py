@@ -136,7 +136,7 @@ def _write_new(where: str, records: list[VideoRecord], progress: bool) -> dict:
                             **L.frame_array_kwargs("bool", (), ("frame",), False))
     root.create_group(L.FEATURES)
     _write_catalog(root, records, offsets, progress)
-    root.attrs.update({
+    root.update_attributes({  # one metadata write (attrs.update writes once per key)
         L.ATTR_VIDEOS: [r.name for r in records], L.ATTR_SOURCES: [r.source for r in records],
         L.ATTR_TASKS: list(L.TASKS), L.ATTR_INGEST: {"state": "complete", "revision": 1},
         L.ATTR_CREATED: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -208,7 +208,7 @@ def _update(where: str, records: list[VideoRecord], progress: bool) -> dict:
     for rec, off in tqdm(list(zip(keep + new, np.concatenate([keep_off, new_off]), strict=True)),
                          desc="ingest", unit="video", disable=not progress):
         _write_video_rows(root, rec, int(off))
-    root.attrs.update({L.ATTR_VIDEOS: old + [r.name for r in new],
+    root.update_attributes({L.ATTR_VIDEOS: old + [r.name for r in new],
                        L.ATTR_SOURCES: old_sources + [r.source for r in new]})
     root.attrs[L.ATTR_INGEST] = {"state": "complete", "revision": revision}  # last
     return {"store": where, "videos": len(old) + len(new), "new_videos": len(new),

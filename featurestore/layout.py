@@ -55,6 +55,9 @@ ATTR_SOURCES = "sources"
 ATTR_CREATED = "created"
 ATTR_INGEST = "ingest"  # {"state": "writing" | "complete", "revision": int}
 ATTR_TASKS = "tasks"
+# feature-set attributes, written together in one metadata write after the set's arrays: a set
+# is complete (visible) only when it has all of them
+SET_ATTRS = ("dim", "dtype", "fill", "provenance")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -85,6 +88,11 @@ def valid_path(task: str) -> str:
 
 def feature_group(name: str) -> str:
     return f"{FEATURES}/{name}"
+
+
+def set_complete(attrs) -> bool:
+    """Whether a feature set's group attributes mark it fully created (see ``SET_ATTRS``)."""
+    return all(key in attrs for key in SET_ATTRS)
 
 
 def check_set_name(name: str) -> str:

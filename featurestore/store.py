@@ -236,7 +236,7 @@ class FeatureStore:
         if L.FEATURES not in self._root:
             return []
         group = self._root[L.FEATURES]
-        return sorted(k for k in group.group_keys() if "dim" in group[k].attrs)
+        return sorted(k for k in group.group_keys() if L.set_complete(group[k].attrs))
 
     def _set(self, name: str):
         handle = self._sets.get(name)

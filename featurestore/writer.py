@@ -66,7 +66,7 @@ def open_set_handle(store: FeatureStore, name: str) -> _SetHandle:
         group = store._root[key]
     except KeyError:
         group = None
-    if group is None or "dim" not in group.attrs:
+    if group is None or not L.set_complete(group.attrs):
         raise UnknownKeyError(f"{store.path}: unknown feature set {name!r}; "
                               f"sets are {store.feature_sets()}")
     a = group.attrs.asdict()
@@ -98,7 +98,7 @@ def create_feature_set(store: FeatureStore, name: str, dim: int, *, dtype: str =
     if fill not in L.FILL_POLICIES:
         raise FeatureValidationError(f"fill={fill!r} must be one of {L.FILL_POLICIES}")
     features = store._root.require_group(L.FEATURES)
-    if name in features and "dim" in features[name].attrs:
+    if name in features and L.set_complete(features[name].attrs):
         attrs = features[name].attrs
         if int(attrs["dim"]) != int(dim) or attrs["dtype"] != dtype:
             raise FeatureValidationError(
@@ -116,7 +116,9 @@ def create_feature_set(store: FeatureStore, name: str, dim: int, *, dtype: str =
                        **L.video_array_kwargs("uint32", per_video_chunks=True))
     prov = dict(provenance or {})
     prov.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
-    group.attrs.update({"dim": int(dim), "dtype": dtype, "fill": fill, "provenance": prov})
+    # One metadata write (``attrs.update`` would write once per key): readers see the set
+    # complete, with every attribute, or not at all.
+    group.update_attributes({"dim": int(dim), "dtype": dtype, "fill": fill, "provenance": prov})
     log.info("created feature set %s (dim %d, %s) in %s", name, dim, dtype, store.path)
     return FeatureSetWriter(store, name)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -42,8 +41,12 @@ LOOPBACK = "127.0.0.1"
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 HEAD_FILE = "head.json"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::ffff:127.0.0.1", "::1", "localhost"})
-# A unix socket path holds at most 107 bytes; Ray appends about 60 to its temp dir.
-_MAX_TEMP_DIR = 45
+# A unix socket path holds at most 107 bytes. Ray puts its sockets at
+# <temp_dir>/session_<%Y-%m-%d_%H-%M-%S_%f>_<pid>/sockets/<name>; the longest name today is
+# "dash_" + a dashboard module name (about 20 bytes): 32 leaves room. pid_max is at most 2**22.
+_SOCKET_PATH_MAX = 107
+_RAY_SOCKET_SUFFIX = len("/session_2026-01-01_00-00-00_000000_4194304/sockets/") + 32
+_SHORT_TEMP_BASE = "/tmp"  # not $TMPDIR: that can be as long as any other path
 _STARTED: list[Path] = []  # run folders of the heads this process started, for stop_head()
 
 
@@ -114,12 +117,19 @@ def _port_busy(port: int, host: str = LOOPBACK) -> bool:
     return False
 
 
-def _temp_dir(run_dir: Path) -> Path:
-    inside = run_dir.resolve() / "ray" / "tmp"
-    if len(str(inside)) <= _MAX_TEMP_DIR:
-        return inside
-    digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:10]
-    return Path("/tmp") / f"affray-{digest}"
+def _temp_dir() -> Path:
+    """A fresh private folder with a short path for Ray's session files and unix sockets.
+
+    Always under /tmp with a short unique name (never inside the run folder, whose path can be
+    any length), so that the longest socket path Ray builds below it fits; `stop_head` removes it.
+    """
+    temp = Path(tempfile.mkdtemp(prefix="affray-", dir=_SHORT_TEMP_BASE))  # mode 0700
+    longest = len(os.fsencode(temp)) + _RAY_SOCKET_SUFFIX
+    if longest > _SOCKET_PATH_MAX:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise RuntimeError(f"{temp}: Ray's socket paths below it would be {longest} bytes, more "
+                           f"than the {_SOCKET_PATH_MAX} a unix socket path holds")
+    return temp
 
 
 def _local_env(extra: dict[str, str]) -> dict[str, str]:
@@ -152,7 +162,7 @@ def start_head(
     (run_dir / "ray").mkdir(parents=True, exist_ok=True)
     token_path = (run_dir / "ray" / "auth_token").resolve()
     _write_atomic(token_path, secrets.token_hex(32), mode=0o600)
-    temp_dir = _temp_dir(run_dir)
+    temp_dir = _temp_dir()
     port = free_port()
     cmd = [
         str(Path(sys.executable).parent / "ray"), "start", "--head",
@@ -182,6 +192,7 @@ def start_head(
     )
     if proc.returncode != 0:
         _kill_group(info.pgid)
+        shutil.rmtree(temp_dir, ignore_errors=True)
         raise RuntimeError(f"ray start failed (exit {proc.returncode}):\n{output}")
     _write_atomic(head_file(run_dir), json.dumps(dataclasses.asdict(info), indent=2))
     _STARTED.append(run_dir)
@@ -249,8 +260,7 @@ def stop_head(run_dir: str | os.PathLike | None = None) -> bool:
     alive = head_alive(info)
     _kill_group(info.pgid)
     head_file(run_dir).unlink(missing_ok=True)
-    if not Path(info.temp_dir).is_relative_to(info.run_dir):  # the short /tmp fallback
-        shutil.rmtree(info.temp_dir, ignore_errors=True)
+    shutil.rmtree(info.temp_dir, ignore_errors=True)  # the short folder made by _temp_dir
     return alive
 
 

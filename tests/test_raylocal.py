@@ -18,12 +18,22 @@ RAY = str(Path(sys.executable).parent / "ray")
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    run = tmp_path_factory.mktemp("rayhead")
+    # A run folder of any length works: Ray's sockets live in a short folder under /tmp.
+    run = tmp_path_factory.mktemp("rayhead") / ("a-long-run-folder-name" * 6)
     address = raylocal.start_head(run, num_cpus=2, dashboard_port=None)
     try:
         yield run, address, raylocal.read_head(run)
     finally:
         raylocal.stop_head(run)
+
+
+def test_ray_temp_dir_is_short_enough_for_every_socket_ray_makes():
+    temp = raylocal._temp_dir()
+    try:
+        assert temp.is_dir() and (temp.stat().st_mode & 0o077) == 0
+        assert len(os.fsencode(temp)) + raylocal._RAY_SOCKET_SUFFIX <= raylocal._SOCKET_PATH_MAX
+    finally:
+        temp.rmdir()
 
 
 def test_head_description_is_validated_and_missing_heads_are_named(tmp_path):

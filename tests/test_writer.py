@@ -182,3 +182,42 @@ def test_fill_properties(mask, policy):
     else:
         assert out.min() >= rows.min() and out.max() <= rows.max()
         assert (np.diff(out[:, 0]) >= 0).all()  # no overshoot: fills stay between neighbours
+
+
+# ---------------------------------------------------------------- a set appears complete or not at all
+
+def test_half_created_feature_set_is_invisible_and_recreated(tmp_path):
+    """A set whose attributes are partly written (a creator killed between metadata writes, or a
+    reader polling during creation) is neither listed nor readable, and creating it again works."""
+    path = tmp_path / "s.zarr"
+    store, catalog = _new_store(path)
+    group = zarr.open_group(path, mode="r+")["features/mae"]
+    group.attrs.put({"dim": DIM})  # arrays exist, attributes half written
+    reader = featurestore.open(path)
+    assert reader.feature_sets() == []
+    with pytest.raises(KeyError, match="unknown feature set 'mae'"):
+        reader.committed("mae")
+    again = featurestore.open(path, mode="a").create_feature_set("mae", DIM, provenance=PROV)
+    assert again.write_video("a", features_for(catalog[0])) is True
+    assert featurestore.open(path).committed("mae") == ["a"]
+
+
+def test_feature_set_attributes_are_one_metadata_write(tmp_path, monkeypatch):
+    """Creation writes the set's zarr.json twice: the empty group, then every attribute at once."""
+    path = tmp_path / "s.zarr"
+    store, _ = _new_store(path, with_set=False)
+    written: list[bytes] = []
+    real_set = zarr.storage.LocalStore.set
+
+    async def recording_set(self, key, value):
+        if key == "features/mae/zarr.json":
+            written.append(value.to_bytes())
+        return await real_set(self, key, value)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "set", recording_set)
+    store.create_feature_set("mae", DIM, provenance=PROV)
+    import json
+
+    attrs = [json.loads(w).get("attributes", {}) for w in written]
+    assert len(written) == 2 and attrs[0] == {}
+    assert set(attrs[1]) == {"dim", "dtype", "fill", "provenance"}
