@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from torch import nn
 
 from encoders.mae import ExprClassifier, MaskedAutoencoder
 from encoders.presets import MAEConfig
+from featurestore.atomic import atomic_write
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -34,17 +34,6 @@ class CheckpointError(RuntimeError):
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)  # DistributedDataParallel keeps the model in .module
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _sha256(path: Path) -> str:
@@ -80,11 +69,11 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, cfg: MAEConf
         meta.setdefault("num_classes", model.head[-1].out_features)
         meta.setdefault("dropout", getattr(model.head[0], "p", 0.0))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(directory / WEIGHTS, lambda tmp: save_file(state, tmp))
+    atomic_write(directory / WEIGHTS, lambda tmp: save_file(state, tmp))
     doc = {"format_version": FORMAT_VERSION, "stage": stage, "mae": cfg.to_dict(), "meta": meta,
            "weights_sha256": _sha256(directory / WEIGHTS)}
     text = json.dumps(doc, indent=2, sort_keys=True)
-    _atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text))
     return directory
 
 

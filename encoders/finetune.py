@@ -42,8 +42,8 @@ from encoders.training import (
     resolve_device,
     save_train_state,
     unwrap,
-    write_json,
 )
+from featurestore.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 NUM_CLASSES = 8
@@ -205,7 +205,7 @@ def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, val_loader, dev
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "engine": dict(engine.state_dict()), "history": track["history"],
             "best": track["best"]})
-        write_json(out / "history.json", {"history": track["history"], "best": track["best"]})
+        atomic_write_json(out / "history.json", {"history": track["history"], "best": track["best"]})
         save_curves(out / "curves.png", track["history"], ["loss", "val_macro_f1"],
                     title="EXPR fine-tuning")
 

@@ -39,8 +39,8 @@ from encoders.training import (
     resolve_device,
     save_train_state,
     unwrap,
-    write_json,
 )
+from featurestore.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, history, runtim
         save_train_state(out / "train_state.pt", {
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "engine": dict(engine.state_dict()), "history": history})
-        write_json(out / "history.json", history)
+        atomic_write_json(out / "history.json", history)
         save_curves(out / "loss.png", history, ["loss", "lr"], title="MAE pretraining")
         save_reconstruction(out / "reconstruction.png", reconstruction_rows(net, samples))
         net.train()

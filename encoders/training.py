@@ -4,17 +4,16 @@ devices, the warm-up + cosine schedule, AdamW parameter groups and resumable tra
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from featurestore.atomic import atomic_write
 
 
 def _identity(x):
@@ -88,28 +87,12 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def save_train_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """torch.save of plain state dicts (tensors, numbers, lists), atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
     """Read :func:`save_train_state` output; never unpickles arbitrary objects."""
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 def engine_state_for_resume(saved: dict[str, Any], max_epochs: int) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Parsing half of the Aff-Wild2 reader: the annotation and template file formats and the
-task constants. Public names are re-exported by :mod:`featurestore.affwild2`.
+"""Parsing half of the Aff-Wild2 reader: annotation files (the vocabulary and the template
+format are in :mod:`featurestore.abaw`). Public names are re-exported by
+:mod:`featurestore.affwild2`.
 """
 
 from __future__ import annotations
@@ -9,27 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from featurestore._affwild2_scan import check_video_name
+from featurestore.abaw import (  # noqa: F401  (re-exported by featurestore.affwild2)
+    AU_NAMES,
+    EXPR_CLASSES,
+    HEADERS,
+    SPLITS,
+    TASKS,
+    read_lines,
+    read_template,
+)
 from featurestore.errors import DataFormatError
-
-TASKS = ("va", "expr", "au")
-EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
-AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
-SPLITS = ("train", "val", "test")
-
-HEADERS = {"va": ("valence", "arousal"), "expr": EXPR_CLASSES, "au": AU_NAMES}
-
-
-def read_lines(path: Path) -> list[str]:
-    """Lines of a text file without line ends (CRLF tolerated), trailing blank lines dropped."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataFormatError(path, None, f"not UTF-8 text ({err.reason})") from None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
 
 
 def _check_header(path: Path, line: str, expected: tuple[str, ...]) -> None:
@@ -132,25 +122,3 @@ def _parse_slow(path: Path, rows: list[str], task: str, ncols: int) -> tuple[np.
         valid[i] = ok
     shape = {"va": (-1, 2), "expr": (-1,), "au": (-1, len(AU_NAMES))}[task]
     return np.asarray(values, dtype=dtype).reshape(shape), valid
-
-
-def read_template(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a template / submission file (``image_location[,...]`` then ``video/00001.jpg[,...]``).
-
-    Returns video -> (k,) int64 frame numbers, in file order.
-    """
-    path = Path(path)
-    lines = read_lines(path)
-    if not lines or not lines[0].strip().startswith("image_location"):
-        raise DataFormatError(path, 1, "a template starts with an 'image_location' header")
-    frames: dict[str, list[int]] = {}
-    for i, line in enumerate(lines[1:]):
-        lineno = i + 2
-        loc = line.split(",", 1)[0].strip()
-        video, sep, fname = loc.rpartition("/")
-        stem = fname[:-4] if fname.endswith(".jpg") else ""
-        if not sep or not stem.isdigit() or int(stem) < 1:
-            raise DataFormatError(path, lineno, f"expected 'video/NNNNN.jpg', got {loc!r}")
-        check_video_name(path, lineno, video)
-        frames.setdefault(video, []).append(int(stem))
-    return {v: np.asarray(n, dtype=np.int64) for v, n in frames.items()}

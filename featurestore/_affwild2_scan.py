@@ -12,18 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from featurestore import abaw
 from featurestore.errors import DataFormatError
 
 log = logging.getLogger(__name__)
 
-ANNOTATION_DIRS = {
-    "VA_Estimation_Challenge": "va",
-    "EXPR_Recognition_Challenge": "expr",
-    "EXPR_Classification_Challenge": "expr",
-    "AU_Detection_Challenge": "au",
-}
-TEST_LIST_DIR = "names_of_videos_in_each_test_set"
-FRAMES_PREFIX = "cropped_aligned"
+ANNOTATION_DIRS = {**{d: t for t, d in abaw.TASK_DIRS.items()}, **abaw.TASK_DIR_ALIASES}
+TEST_LIST_DIR = abaw.TEST_LIST_DIR
+FRAMES_PREFIX = abaw.FRAMES_PREFIX
 MAX_ANNOTATION_DEPTH = 3
 _JPG = re.compile(r"^(\d{5,})\.jpg$")
 _TEST_KEYWORDS = {
@@ -34,9 +30,11 @@ _TEST_KEYWORDS = {
 
 
 def check_video_name(path: Path | str, line: int | None, name: str) -> None:
-    """Reject names that are empty or would escape their folder (``/``, ``\\``, ``..``, leading ``.``)."""
-    if not name or "/" in name or "\\" in name or ".." in name or name.startswith("."):
-        raise DataFormatError(path, line, f"invalid video name {name!r}")
+    """:func:`featurestore.abaw.check_video_name` as a DataFormatError naming file and line."""
+    try:
+        abaw.check_video_name(name)
+    except ValueError:
+        raise DataFormatError(path, line, f"invalid video name {name!r}") from None
 
 
 def test_list_task(path: Path) -> str | None:

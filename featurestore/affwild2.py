@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featurestore import abaw
 from featurestore._affwild2_parse import (
     AU_NAMES,
     EXPR_CLASSES,
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["TASKS", "EXPR_CLASSES", "AU_NAMES", "SPLITS", "source_video", "parse_annotation",
            "read_template", "TaskLabels", "Video", "AffWild2", "read_affwild2", "summarize"]
 
-_SPLIT_DIRS = {"Train_Set": "train", "Validation_Set": "val"}
+_SPLIT_DIRS = {d: s for s, d in abaw.SPLIT_DIRS.items()}
 
 
 def source_video(name: str) -> str:

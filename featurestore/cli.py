@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from featurestore.abaw import SPLITS
+from featurestore.atomic import atomic_write
 from featurestore.errors import FeatureStoreError
 
 
@@ -119,7 +121,7 @@ def info(store: str, video: str | None) -> None:
         s = featurestore.open(store)
         if video is None:
             out = {"store": s.path, "videos": len(s.videos()),
-                   "splits": {t: {sp: len(s.videos(split=sp, task=t)) for sp in ("train", "val", "test")}
+                   "splits": {t: {sp: len(s.videos(split=sp, task=t)) for sp in SPLITS}
                               for t in TASKS},
                    "feature_sets": {n: vars(s.feature_info(n)) for n in s.feature_sets()}}
         else:
@@ -141,7 +143,6 @@ def info(store: str, video: str | None) -> None:
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .npy.")
 def get(store: str, name: str, video: str, start: int | None, stop: int | None, out: str) -> None:
     """Write the features of one VIDEO (frames [start, stop)) of set NAME to a .npy file."""
-    import os
 
     import numpy as np
 
@@ -151,9 +152,7 @@ def get(store: str, name: str, video: str, start: int | None, stop: int | None, 
         rows = featurestore.open(store).features(name, video, start, stop)
     except FeatureStoreError as err:
         _fail(err)
-    tmp = f"{out}.tmp-{os.getpid()}.npy"
-    np.save(tmp, rows)
-    os.replace(tmp, out)
+    atomic_write(out, lambda tmp: np.save(tmp, rows), suffix=".npy")
     click.echo(f"{out}: {rows.shape[0]} x {rows.shape[1]} {rows.dtype}")
 
 

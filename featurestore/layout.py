@@ -23,12 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from featurestore.abaw import NUM_AUS, SPLITS, TASKS, check_video_name  # noqa: F401
+
 LAYOUT_VERSION = 1
 CHUNK_FRAMES = 256  # bench/bench_store.py: 256 reads single 300-frame windows fastest (vs 128/512)
-TASKS = ("va", "expr", "au")
-SPLITS = ("train", "val", "test")
 SPLIT_NONE = -1
-NUM_AUS = 12
 FILL_POLICIES = ("interp", "nearest", "zero")
 DEFAULT_FILL = "interp"
 FEATURE_DTYPES = ("float16", "float32")
@@ -99,20 +98,6 @@ def check_set_name(name: str) -> str:
     """Return ``name`` if it is a valid feature-set name ([A-Za-z0-9._-]+), else raise ValueError."""
     if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
         raise ValueError(f"feature set name {name!r} is invalid: use letters, digits, '.', '_', '-'")
-    return name
-
-
-def check_video_name(name: object) -> str:
-    """Return ``name`` if it is a safe video name, else raise ValueError.
-
-    Names are attributes, never store paths, but other tools turn them into paths and keys
-    (``<video>/00001.jpg`` in frame packs and submissions): no ``/``, ``\\``, ``..``, leading
-    ``.``, or control characters.
-    """
-    if (not isinstance(name, str) or not name or "/" in name or "\\" in name or ".." in name
-            or name.startswith(".") or any(ord(c) < 32 for c in name)):
-        raise ValueError(f"video name {name!r} is invalid: no '/', '\\', '..', leading '.' or "
-                         "control characters")
     return name
 
 

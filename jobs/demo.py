@@ -21,6 +21,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from featurestore.abaw import TASKS
+from featurestore.atomic import atomic_write_json
+
 log = logging.getLogger("demo")
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -54,7 +57,6 @@ SIZES = {
     "smoke": DemoSize(videos=24, frames=200, faces=1500, pretrain_epochs=10, finetune_epochs=10,
                    finetune_frames_per_video=100, seq_epochs=20),
 }
-TASKS = ("va", "expr", "au")
 ABLATIONS = {  # name -> (features, extra seqtrain flags); fold 0 only, as the paper's Table 5
     "no-finetune": ("mae-pt", []),
     "no-tcn": ("mae-ft", ["--no-tcn"]),
@@ -86,9 +88,7 @@ class Pipeline:
             subprocess.run(cmd, check=True, env=self.env, cwd=REPO)
         seconds = time.perf_counter() - t0
         self.timings[name] = seconds
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"seconds": seconds, "finished": time.time()}))
-        os.replace(tmp, marker)
+        atomic_write_json(marker, {"seconds": seconds, "finished": time.time()})
         log.info("stage %-22s done in %.1f s", name, seconds)
 
 

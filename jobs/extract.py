@@ -232,7 +232,7 @@ def run_extraction(cfg: ExtractConfig,
     from featurestore.frames import open_frames
     from jobs.raylocal import init_ray
 
-    init_ray(cfg.address)
+    init_ray(cfg.address)  # left connected: the caller may run more work on this Ray
     encoder = FrameEncoder(cfg.checkpoint, device="cpu", batch_size=1)  # dim + provenance only
     store = featurestore.open(cfg.store, mode="a")
     writer = store.create_feature_set(cfg.set_name, encoder.dim, provenance=encoder.provenance)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +45,6 @@ def _worker_loop(config: dict[str, Any]) -> None:
         finetune(FinetuneConfig(**config["cfg"]), runtime)
 
 
-def _init_ray(ray, address: str | None) -> None:
-    """``--address`` / RAY_ADDRESS (``ray job submit``, a real cluster) wins; otherwise a fresh
-    in-process instance on loopback (``address="local"``: never attach to someone else's)."""
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address)
-    else:
-        ray.init(address="local", num_cpus=max(1, os.cpu_count() or 1), include_dashboard=False,
-                 _node_ip_address="127.0.0.1", configure_logging=False)
-
-
 def run_ray_train(stage: str, cfg_dict: dict[str, Any], out: str, workers: int | None,
                   cpus_per_worker: float, address: str | None) -> dict[str, Any]:
     """Run ``stage`` ("pretrain" | "finetune") under ``TorchTrainer``.
@@ -64,15 +52,12 @@ def run_ray_train(stage: str, cfg_dict: dict[str, Any], out: str, workers: int |
     Returns rank 0's ``<out>/history.json`` (Ray Train V2 keeps metrics only with checkpoints,
     and ours live in the out dir): a list of epochs for pretrain, {history, best} for finetune.
     """
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # local default: loopback
-    import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from jobs.raylocal import ray_session
 
-    started = not ray.is_initialized()
-    if started:
-        _init_ray(ray, address)
-    try:
+    with ray_session(address) as ray:
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+
         gpus = int(ray.cluster_resources().get("GPU", 0))
         n = workers or max(1, gpus)
         scaling = ScalingConfig(num_workers=n, use_gpu=gpus > 0,
@@ -88,9 +73,6 @@ def run_ray_train(stage: str, cfg_dict: dict[str, Any], out: str, workers: int |
         log.info("%s on %d Ray Train worker(s), GPUs: %s", stage, n, gpus > 0)
         trainer.fit()
         return _summary(out)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _summary(out: str) -> Any:

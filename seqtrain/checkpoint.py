@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from featurestore.atomic import atomic_write, atomic_write_json
 from seqtrain.config import FitConfig, ModelConfig
-from seqtrain.io import atomic_write, atomic_write_json
 from seqtrain.model import SeqModel
 
 __all__ = ["save_best", "load_model", "save_state", "load_state"]

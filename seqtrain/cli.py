@@ -1,4 +1,10 @@
-"""The ``seqtrain`` command: fit, predict, report (thin: options -> configs -> one call)."""
+"""The ``seqtrain`` command: fit, predict, report (thin: options -> configs -> one call).
+
+`make_cli` builds the command around a function that trains a list of runs. ``main`` here runs
+them one after the other in this process; the installed ``seqtrain`` command is
+``jobs.seqfit.main``, the same command with runs in parallel on Ray (this package never
+imports Ray).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,13 @@ from pathlib import Path
 
 import click
 
+from featurestore.abaw import TASKS
 from featurestore.errors import FeatureStoreError
-from seqtrain.runner import ALL_TASKS, plan_runs, run_all
+from seqtrain.runner import ALL_TASKS, RunAll, plan_runs, run_all
 
 DEFAULT_STORE = "runs/demo/store.zarr"
 
 
-@click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Log progress at INFO level.")
-def main(verbose: bool) -> None:
-    """TCN -> Transformer -> MLP heads for ABAW VA / EXPR / AU on feature-store features."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(message)s")
 
 
 def _require_store(store: str) -> None:
@@ -27,8 +28,8 @@ def _require_store(store: str) -> None:
         raise click.ClickException(f"no feature store at {store}: {hint}")
 
 
-@main.command()
-@click.option("--task", type=click.Choice(["va", "expr", "au", "all"]), default="va", show_default=True)
+@click.command()
+@click.option("--task", type=click.Choice([*TASKS, "all"]), default="va", show_default=True)
 @click.option("--fold", type=click.IntRange(0, 4), default=0, show_default=True)
 @click.option("--folds", "folds_opt", type=click.Choice(["all"]), default=None, help="Run folds 0..4.")
 @click.option("--store", default=DEFAULT_STORE, show_default=True)
@@ -48,7 +49,8 @@ def _require_store(store: str) -> None:
 @click.option("--threads", type=int, default=1, show_default=True, help="Torch threads (and Ray CPUs) per run.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--no-ray", is_flag=True, help="Run sequentially in this process.")
-def fit(task, fold, folds_opt, store, features, out, no_tcn, no_transformer, preset, epochs, window,
+@click.pass_obj
+def fit(parallel: RunAll | None, task, fold, folds_opt, store, features, out, no_tcn, no_transformer, preset, epochs, window,
         stride, lr, batch_size, patience, seed, threads, device, no_ray) -> None:
     """Train (or resume, or read back) runs of one or all tasks and folds."""
     _require_store(store)
@@ -62,7 +64,7 @@ def fit(task, fold, folds_opt, store, features, out, no_tcn, no_transformer, pre
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
     try:
-        results = run_all(cfgs, use_ray=not no_ray)
+        results = (parallel or run_all)(cfgs) if not no_ray else run_all(cfgs)
     except (ValueError, FeatureStoreError) as err:  # bad config or data: a message, not a traceback
         raise click.ClickException(str(err)) from err
     for cfg, res in zip(cfgs, results, strict=True):
@@ -70,8 +72,8 @@ def fit(task, fold, folds_opt, store, features, out, no_tcn, no_transformer, pre
                    f"{res['val']['score']:.4f} at epoch {res['best_epoch']} -> {cfg.out}")
 
 
-@main.command()
-@click.option("--task", type=click.Choice(["va", "expr", "au"]), required=True)
+@click.command()
+@click.option("--task", type=click.Choice(TASKS), required=True)
 @click.option("--checkpoint", required=True, help="A run's best/ folder.")
 @click.option("--store", default=DEFAULT_STORE, show_default=True)
 @click.option("--template", required=True, help="The official test template of the task.")
@@ -87,7 +89,7 @@ def predict(task, checkpoint, store, template, out, features, device) -> None:
     click.echo(f"wrote {path}")
 
 
-@main.command()
+@click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def report(run_dir) -> None:
     """Per-fold and ablation tables (markdown) and per-frame plots of RUN_DIR."""
@@ -97,3 +99,24 @@ def report(run_dir) -> None:
         click.echo(run_report(run_dir))
     except FileNotFoundError as err:
         raise click.ClickException(str(err)) from err
+
+
+def make_cli(parallel: RunAll | None = None) -> click.Group:
+    """The ``seqtrain`` command; ``fit`` trains its runs with ``parallel`` (default: in this
+    process, one after the other) unless ``--no-ray``."""
+
+    @click.group(name="seqtrain", commands=[fit, predict, report],
+                 context_settings={"obj": parallel})
+    @click.option("-v", "--verbose", is_flag=True, help="Log progress at INFO level.")
+    def cli(verbose: bool) -> None:
+        """TCN -> Transformer -> MLP heads for ABAW VA / EXPR / AU on feature-store features."""
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                            format="%(asctime)s %(name)s %(message)s")
+
+    return cli
+
+
+main = make_cli()
+
+if __name__ == "__main__":
+    main()

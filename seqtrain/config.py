@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from featurestore.abaw import TASKS
+
 __all__ = ["ModelConfig", "MODEL_PRESETS", "model_config", "FitConfig", "variant_name"]
 
 
@@ -113,8 +115,8 @@ class FitConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.task not in ("va", "expr", "au"):
-            raise ValueError(f"FitConfig.task must be 'va', 'expr' or 'au', got {self.task!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"FitConfig.task must be one of {TASKS}, got {self.task!r}")
         if self.fold not in range(5):
             raise ValueError(f"FitConfig.fold must be 0..4, got {self.fold!r}")
         if self.preset not in MODEL_PRESETS:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from featurestore.abaw import AU_NAMES, EXPR_CLASSES  # the official order (shared/AFFWILD2.md)
+
 __all__ = ["ccc", "f1_binary", "va_score", "expr_score", "au_score", "NUM_EXPR", "NUM_AU", "EXPR_CLASSES", "AU_NAMES"]
 
-# The official class / AU order (the submission headers in shared/AFFWILD2.md).
-EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
-AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
 NUM_EXPR = len(EXPR_CLASSES)
 NUM_AU = len(AU_NAMES)
 

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from seqtrain.io import atomic_write  # noqa: E402
+from featurestore.atomic import atomic_write  # noqa: E402
 
 __all__ = ["plot_curve", "plot_frames"]
 

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from featurestore import abaw
+from featurestore.abaw import TemplateRow
+from featurestore.atomic import atomic_write_text
 from featurestore.errors import DataFormatError
 from seqtrain.checkpoint import load_model
 from seqtrain.data import load_videos
 from seqtrain.evaluate import predict_frames
-from seqtrain.io import atomic_write_text
 from seqtrain.tasks import get_task
 
 __all__ = ["read_template_rows", "predict", "submission_header"]
@@ -21,23 +23,12 @@ log = logging.getLogger(__name__)
 
 
 def submission_header(task: str) -> str:
-    return ",".join(("image_location", *get_task(task).columns))
+    return ",".join((abaw.TEMPLATE_HEADER, *get_task(task).columns))
 
 
-def read_template_rows(path: str | os.PathLike) -> list[tuple[str, int, str, int]]:
-    """(video, 1-based frame number, image_location, line number) of every template row, in
-    file order."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            loc = line.strip().split(",")[0].strip()
-            if not loc or (line_no == 1 and loc == "image_location"):
-                continue
-            video, _, frame = loc.rpartition("/")
-            stem = frame.removesuffix(".jpg")
-            if not video or not stem.isdigit() or int(stem) < 1:
-                raise DataFormatError(path, line_no, f"expected '<video>/<00001>.jpg', got {loc!r}")
-            rows.append((video, int(stem), loc, line_no))
+def read_template_rows(path: str | os.PathLike) -> list[TemplateRow]:
+    """:func:`featurestore.abaw.read_template_rows`, refusing a template without frames."""
+    rows = abaw.read_template_rows(path)
     if not rows:
         raise DataFormatError(path, None, "template lists no frames")
     return rows

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from seqtrain.io import atomic_write_text
+from featurestore.atomic import atomic_write_text
 from seqtrain.plots import plot_frames
 from seqtrain.tasks import TASKS
 
@@ -57,7 +57,7 @@ def ablation_table(runs: list[dict[str, Any]]) -> str:
         score = {r["task"]: r["val"]["score"] for r in runs if r["fold"] == 0
                  and r["variant"] == variant and r["features"] == features}
         lines.append(f"| {variant} / {features} | "
-                     + " | ".join(_cell(score.get(t)) for t in ("va", "expr", "au")) + " |")
+                     + " | ".join(_cell(score.get(t)) for t in TASKS) + " |")
     return "\n".join(lines) + "\n"
 
 

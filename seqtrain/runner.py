@@ -1,26 +1,24 @@
-"""Many runs (tasks x folds) sequentially or in parallel on Ray.
+"""Many runs (tasks x folds): their configs, and the plain in-process loop over them.
 
-Ray is a thin shell: each run is the plain ``fit`` in a ``ray.remote`` task asking for
-``num_threads`` CPUs (and one GPU when the run's device is CUDA). With ``RAY_ADDRESS`` set the
-runs go to that cluster; otherwise a local in-process Ray is started on loopback and shut down
-afterwards. Results land in ``OUT/<task>/fold<K>/``.
+Results land in ``OUT/<task>/fold<K>/``. The parallel version (each run a Ray task) is the Ray
+shell ``jobs.seqfit``; both take the same configs and return the same list of metrics dicts.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from featurestore.abaw import TASKS
 from seqtrain.config import FitConfig
 from seqtrain.trainer import fit
 
-__all__ = ["plan_runs", "run_all", "fit_from_dict"]
+__all__ = ["ALL_TASKS", "RunAll", "check_runs", "fit_from_dict", "plan_runs", "run_all"]
 
-log = logging.getLogger(__name__)
-ALL_TASKS = ("va", "expr", "au")
+ALL_TASKS = TASKS
+RunAll = Callable[[Sequence[FitConfig]], list[dict[str, Any]]]  # configs -> metrics, in order
 
 
 def plan_runs(tasks: Sequence[str], folds: Sequence[int], out: str | os.PathLike,
@@ -30,52 +28,20 @@ def plan_runs(tasks: Sequence[str], folds: Sequence[int], out: str | os.PathLike
             for t in tasks for k in folds]
 
 
-def fit_from_dict(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``fit`` taking and returning plain dicts (what crosses the Ray boundary)."""
-    return fit(FitConfig.from_dict(cfg))
-
-
-def _init_ray(num_cpus: int | None):
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # local Ray binds loopback
-    import ray
-
-    if ray.is_initialized():
-        return ray, False
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-    return ray, True
-
-
-def _run_ray(cfgs: Sequence[FitConfig], num_cpus: int | None) -> list[dict[str, Any]]:
-    ray, started = _init_ray(num_cpus)
-    try:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        refs = []
-        for cfg in cfgs:
-            want_gpu = cfg.device.startswith("cuda")
-            if want_gpu and gpus < 1:
-                raise ValueError(f"run {cfg.out} asks for device {cfg.device!r} but the Ray "
-                                 "cluster has no GPU")
-            remote = ray.remote(fit_from_dict).options(
-                num_cpus=cfg.num_threads, num_gpus=1 if want_gpu else 0,
-                name=f"seqtrain-{cfg.task}-fold{cfg.fold}")
-            refs.append(remote.remote(cfg.to_dict()))
-        return ray.get(refs)
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def run_all(cfgs: Sequence[FitConfig], *, use_ray: bool = True,
-            num_cpus: int | None = None) -> list[dict[str, Any]]:
-    """Train every config; returns their metrics dicts in order. Finished runs are not retrained
-    and interrupted ones resume (see ``fit``)."""
+def check_runs(cfgs: Sequence[FitConfig]) -> None:
+    """ValueError unless every run has its own output folder."""
     outs = [c.out for c in cfgs]
     if len(set(outs)) != len(outs):
         raise ValueError("two runs share an output folder; give each (task, fold) its own --out")
-    if not use_ray or len(cfgs) == 1:
-        return [fit(c) for c in cfgs]
-    return _run_ray(cfgs, num_cpus)
 
+
+def fit_from_dict(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``fit`` taking and returning plain dicts (what crosses a process boundary)."""
+    return fit(FitConfig.from_dict(cfg))
+
+
+def run_all(cfgs: Sequence[FitConfig]) -> list[dict[str, Any]]:
+    """Train every config in this process, one after the other; returns their metrics dicts in
+    order. Finished runs are not retrained and interrupted ones resume (see ``fit``)."""
+    check_runs(cfgs)
+    return [fit(c) for c in cfgs]

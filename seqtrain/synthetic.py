@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from featurestore.abaw import TASKS
+
 __all__ = ["SynthVideo", "synth_videos", "build_store"]
 
 LATENT = 12
@@ -68,7 +70,7 @@ def synth_videos(num_videos: int, *, dim: int = 16, min_frames: int = 40, max_fr
 
 
 def build_store(path: str | os.PathLike, videos: list[SynthVideo], splits: dict[str, str],
-                features: str = "synth", tasks: tuple[str, ...] = ("va", "expr", "au")) -> None:
+                features: str = "synth", tasks: tuple[str, ...] = TASKS) -> None:
     """Create a store at ``path`` holding ``videos`` (split by ``splits``: video -> "train" |
     "val" | "test") and feature set ``features``; test videos get no labels."""
     import featurestore

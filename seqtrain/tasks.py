@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from featurestore.abaw import VA_COLUMNS
 from seqtrain import metrics
 
 __all__ = ["Task", "TASKS", "get_task", "ccc_torch", "va_loss", "expr_loss", "au_loss"]
@@ -93,7 +94,7 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    "va": Task("va", 2, va_loss, _va_sub, metrics.va_score, ("valence", "arousal"), "CCC"),
+    "va": Task("va", 2, va_loss, _va_sub, metrics.va_score, VA_COLUMNS, "CCC"),
     "expr": Task("expr", metrics.NUM_EXPR, expr_loss, _expr_sub, metrics.expr_score,
                  metrics.EXPR_CLASSES, "F1"),
     "au": Task("au", metrics.NUM_AU, au_loss, _au_sub, metrics.au_score, metrics.AU_NAMES, "F1"),

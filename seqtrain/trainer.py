@@ -23,12 +23,12 @@ from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 from torch.utils.data import DataLoader, Sampler
 
+from featurestore.atomic import atomic_write, atomic_write_json
 from seqtrain.checkpoint import load_state, save_best, save_state
 from seqtrain.config import FitConfig
 from seqtrain.data import VideoSeq, WindowDataset, load_videos
 from seqtrain.evaluate import evaluate_videos
 from seqtrain.folds import fold_videos
-from seqtrain.io import atomic_write, atomic_write_json
 from seqtrain.model import SeqModel
 from seqtrain.plots import plot_curve
 from seqtrain.tasks import get_task

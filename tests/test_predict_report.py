@@ -98,13 +98,14 @@ def test_missing_default_store_message(tmp_path, monkeypatch):
 
 @pytest.mark.ray
 def test_runs_in_parallel_on_ray(setup, tmp_path):
-    from seqtrain.runner import plan_runs, run_all
+    from jobs.seqfit import run_parallel
+    from seqtrain.runner import plan_runs
 
     root, _ = setup
     cfgs = plan_runs(("va", "expr"), (0,), tmp_path / "ray", store=str(root / "store.zarr"),
                      features="synth", preset="tiny", epochs=1, window=32, stride=16, lr=3e-3,
                      batch_size=8)
-    results = run_all(cfgs, use_ray=True, num_cpus=2)
+    results = run_parallel(cfgs, num_cpus=2)
     assert [r["task"] for r in results] == ["va", "expr"]
     for cfg in cfgs:
         assert (tmp_path / "ray" / cfg.task / "fold0" / "metrics.json").is_file()

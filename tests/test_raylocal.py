@@ -28,10 +28,12 @@ def head(tmp_path_factory):
 
 
 def test_ray_temp_dir_is_short_enough_for_every_socket_ray_makes():
-    temp = raylocal._temp_dir()
+    from jobs.raylocal import head as H
+
+    temp = H._temp_dir()
     try:
         assert temp.is_dir() and (temp.stat().st_mode & 0o077) == 0
-        assert len(os.fsencode(temp)) + raylocal._RAY_SOCKET_SUFFIX <= raylocal._SOCKET_PATH_MAX
+        assert len(os.fsencode(temp)) + H._RAY_SOCKET_SUFFIX <= H._SOCKET_PATH_MAX
     finally:
         temp.rmdir()
 
@@ -58,7 +60,7 @@ def test_every_socket_of_the_head_listens_on_loopback_only(head):
     assert not exposed, exposed
     from click.testing import CliRunner
 
-    from jobs.raylocal_cli import cli
+    from jobs.raylocal.cli import cli
 
     status = CliRunner().invoke(cli, ["status", "--run-dir", str(run)])
     assert status.exit_code == 0 and " 0 not on loopback" in status.output, status.output

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from featurestore.atomic import atomic_write
 from featurestore.synth.faces import FaceParams, draw_face, random_identity
 from featurestore.synth.layout import (
     EXPR_CLASSES,
@@ -137,9 +138,4 @@ def contact_sheet(out_png: str | os.PathLike, cfg: SynthConfig | None = None, *,
             sheet.paste(Image.fromarray(draw_face(params[i], rng)), (x, y))
             text = f"{EXPR_CLASSES[iv.timeline.expr[i]][:5]} v{iv.timeline.valence[i]:+.1f}"
             draw.text((x + 2, y + tile), text, fill="black")
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.name}.tmp")
-    sheet.save(tmp, "PNG")
-    os.replace(tmp, out_png)
-    return out_png
+    return atomic_write(out_png, lambda tmp: sheet.save(tmp, "PNG"))

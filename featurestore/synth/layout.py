@@ -15,27 +15,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from featurestore import abaw
+from featurestore.abaw import AU_NAMES, EXPR_CLASSES, TASKS  # noqa: F401  (used by synth)
 from featurestore.synth.faces import OTHER, FaceParams, draw_face, random_identity
 from featurestore.synth.timeline import Timeline, gap_runs, label_timeline, smooth, static_state
 
 if TYPE_CHECKING:
     from featurestore.synth import SynthConfig
 
-TASKS = ("va", "expr", "au")
 ROOTS = ("cropped_aligned", "cropped_aligned_new_50_vids")
 ANNOTATIONS = "6th_ABAW_Annotations"
-TASK_DIRS = {"va": "VA_Estimation_Challenge", "expr": "EXPR_Recognition_Challenge",
-             "au": "AU_Detection_Challenge"}
-SPLIT_DIRS = {"train": "Train_Set", "val": "Validation_Set"}
+TASK_DIRS = abaw.TASK_DIRS
+SPLIT_DIRS = abaw.SPLIT_DIRS
 TEST_LISTS = {"va": "Valence_Arousal_Estimation_Challenge_test_set_release.txt",
               "expr": "Expression_Recognition_Challenge_test_set_release.txt",
               "au": "Action_Unit_Detection_Challenge_test_set_release.txt"}
 TEMPLATES = {"va": "CVPR_6th_ABAW_VA_test_set_sample.txt",
              "expr": "CVPR_6th_ABAW_Expr_test_set_sample.txt",
              "au": "CVPR_6th_ABAW_AU_test_set_sample.txt"}
-EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
-AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
-HEADERS = {"va": "valence,arousal", "expr": ",".join(EXPR_CLASSES), "au": ",".join(AU_NAMES)}
+HEADERS = {task: ",".join(columns) for task, columns in abaw.HEADERS.items()}
 # Aff-Wild2 EXPR index -> FER2013 emotion (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral)
 FER_OF_EXPR = (6, 0, 1, 2, 3, 4, 5)
 # Aff-Wild2 EXPR index -> RAF-DB label (1 Surprise, 2 Fear, 3 Disgust, 4 Happy, 5 Sad, 6 Anger, 7 Neutral)

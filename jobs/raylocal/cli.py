@@ -7,14 +7,9 @@ import shlex
 
 import click
 
-from jobs.raylocal import (
-    LOOPBACK_HOSTS,
-    head_alive,
-    listening_sockets,
-    read_head,
-    start_head,
-    stop_head,
-)
+from jobs.raylocal.head import head_alive, read_head, start_head, stop_head
+from jobs.raylocal.loopback import LOOPBACK_HOSTS
+from jobs.raylocal.procs import listening_sockets
 
 
 @click.group()

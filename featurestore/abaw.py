@@ -1,0 +1,113 @@
+"""The ABAW / Aff-Wild2 vocabulary, written once for every package: task names, the expression
+classes and action units in file order, splits, the annotation and template file formats, and
+the rule for video names.
+
+    annotation file   <Task_Dir>/<Split_Dir>/<video>.txt: a header (``HEADERS[task]``), then one
+                      line per frame (line k+1 = frame ``0000k.jpg``); invalid rows hold -5 (va)
+                      or -1 (expr, au)
+    template file     ``image_location[,<columns>]`` then ``<video>/<00001>.jpg[,...]`` per frame;
+                      a submission is a template with the columns filled in
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from featurestore.errors import DataFormatError
+
+TASKS = ("va", "expr", "au")
+SPLITS = ("train", "val", "test")
+VA_COLUMNS = ("valence", "arousal")
+EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
+NUM_AUS = len(AU_NAMES)
+HEADERS = {"va": VA_COLUMNS, "expr": EXPR_CLASSES, "au": AU_NAMES}  # columns of each task's files
+VA_INVALID = -5.0  # marker of an unannotated va row
+INVALID = -1  # marker of an unannotated expr / au row
+TEMPLATE_HEADER = "image_location"
+
+# Folder names of an Aff-Wild2 release (shared/AFFWILD2.md)
+FRAMES_PREFIX = "cropped_aligned"  # cropped_aligned/, cropped_aligned_new_50_vids/, ...
+TASK_DIRS = {"va": "VA_Estimation_Challenge", "expr": "EXPR_Recognition_Challenge",
+             "au": "AU_Detection_Challenge"}
+TASK_DIR_ALIASES = {"EXPR_Classification_Challenge": "expr"}  # older releases
+SPLIT_DIRS = {"train": "Train_Set", "val": "Validation_Set"}
+TEST_LIST_DIR = "names_of_videos_in_each_test_set"
+
+
+def frame_location(video: str, number: int) -> str:
+    """``image_location`` of frame ``number`` (1-based) of ``video``: ``video/00001.jpg``."""
+    return f"{video}/{int(number):05d}.jpg"
+
+
+def check_video_name(name: object) -> str:
+    """Return ``name`` if it is a safe video name, else raise ValueError.
+
+    Names become paths and keys (``<video>/00001.jpg`` in frame packs and submissions): no
+    ``/``, ``\\``, ``..``, leading ``.``, or control characters, and not empty.
+    """
+    if (not isinstance(name, str) or not name or "/" in name or "\\" in name or ".." in name
+            or name.startswith(".") or any(ord(c) < 32 for c in name)):
+        raise ValueError(f"video name {name!r} is invalid: no '/', '\\', '..', leading '.' or "
+                         "control characters")
+    return name
+
+
+class TemplateRow(NamedTuple):
+    """One frame of a template: its video, 1-based frame number, the ``image_location`` exactly
+    as written, and the file's line number."""
+
+    video: str
+    frame: int
+    location: str
+    line: int
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a text file without line ends (BOM and CRLF tolerated), trailing blank lines
+    dropped."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataFormatError(path, None, f"not UTF-8 text ({err.reason})") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def read_template_rows(path: str | os.PathLike) -> list[TemplateRow]:
+    """Every frame row of a template / submission file, in file order (see the module doc).
+
+    Raises DataFormatError naming the file and line of a missing header, a location that is not
+    ``video/NNNNN.jpg`` or an invalid video name.
+    """
+    path = Path(path)
+    lines = read_lines(path)
+    if not lines or not lines[0].strip().startswith(TEMPLATE_HEADER):
+        raise DataFormatError(path, 1, f"a template starts with an {TEMPLATE_HEADER!r} header")
+    rows = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        loc = line.split(",", 1)[0].strip()
+        video, sep, fname = loc.rpartition("/")
+        stem = fname[:-4] if fname.endswith(".jpg") else ""
+        if not sep or not stem.isdigit() or int(stem) < 1:
+            raise DataFormatError(path, lineno, f"expected 'video/NNNNN.jpg', got {loc!r}")
+        try:
+            check_video_name(video)
+        except ValueError:
+            raise DataFormatError(path, lineno, f"invalid video name {video!r}") from None
+        rows.append(TemplateRow(video, int(stem), loc, lineno))
+    return rows
+
+
+def read_template(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """video -> (k,) int64 frame numbers of a template, videos and frames in file order."""
+    frames: dict[str, list[int]] = {}
+    for row in read_template_rows(path):
+        frames.setdefault(row.video, []).append(row.frame)
+    return {v: np.asarray(n, dtype=np.int64) for v, n in frames.items()}
