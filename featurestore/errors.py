@@ -28,3 +28,10 @@ class StoreError(FeatureStoreError):
 
 class FeatureValidationError(FeatureStoreError, ValueError):
     """Features handed to a writer are unusable (NaN/inf, wrong width, wrong frame count)."""
+
+
+class UnknownKeyError(StoreError, KeyError):
+    """A feature set, video or task that the store does not have (or has not committed)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

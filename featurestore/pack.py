@@ -22,7 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from featurestore.errors import DataFormatError
-from featurestore.frames import AffWild2Frames, is_jpeg
+from featurestore.jpeg import is_jpeg
+from featurestore.treeframes import AffWild2Frames
 
 log = logging.getLogger(__name__)
 

@@ -10,36 +10,27 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import zarr
 from tqdm import tqdm
 
 from featurestore import layout as L
-from featurestore.errors import StoreError
+from featurestore.errors import StoreError, UnknownKeyError
+from featurestore.featureset import (
+    FeatureSetArrays,
+    FeatureSetInfo,
+    create_set,
+    open_set,
+    set_names,
+)
+from featurestore.writer import FeatureSetWriter
 
 log = logging.getLogger(__name__)
 
 MODES = ("r", "r+", "a")
 LOAD_BLOCK_CHUNKS = 16  # chunks per zarr call in bulk loads: bounds the extra memory of a load
-
-
-class UnknownKeyError(StoreError, KeyError):
-    """A feature set, video or task that the store does not have (or has not committed)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-@dataclass(frozen=True)
-class FeatureSetInfo:
-    name: str
-    dim: int
-    dtype: str
-    fill: str
-    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -152,18 +143,20 @@ class FeatureStore:
         self._offset = root[L.OFFSET][:n] if n else np.zeros(0, np.int64)  # (V,)
         self._frames = root[L.NUM_FRAMES][:n] if n else np.zeros(0, np.int64)  # (V,)
         self._split = root[L.SPLIT][:n] if n else np.zeros((0, len(L.TASKS)), np.int8)  # (V, T)
-        self._sets: dict[str, Any] = {}
+        self._sets: dict[str, FeatureSetArrays] = {}
         self._cache = _ChunkCache(cache_bytes)
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.path!r}, videos={len(self._names)}, mode={self.mode!r})"
 
     # catalog -----------------------------------------------------------------------------
-    def _vid(self, video: str) -> int:
+    def video_index(self, video: str) -> int:
+        """Position of ``video`` in store order (its row in per-video arrays)."""
         i = self._index.get(video)
         if i is None:
             raise UnknownKeyError(f"{self.path}: unknown video {video!r}")
         return i
+
 
     def videos(self, split: str | None = None, task: str | None = None) -> list[str]:
         """Videos in store order; with ``split`` and/or ``task``, those in that split / task."""
@@ -181,22 +174,22 @@ class FeatureStore:
         return [v for v, k in zip(self._names, keep, strict=True) if k]
 
     def num_frames(self, video: str) -> int:
-        return int(self._frames[self._vid(video)])
+        return int(self._frames[self.video_index(video)])
 
     def offset(self, video: str) -> int:
         """First row of ``video`` on the store's frame axis (a multiple of CHUNK_FRAMES)."""
-        return int(self._offset[self._vid(video)])
+        return int(self._offset[self.video_index(video)])
 
     def source(self, video: str) -> str:
-        return self._sources[self._vid(video)]
+        return self._sources[self.video_index(video)]
 
     def split(self, video: str, task: str) -> str | None:
         if task not in L.TASKS:
             raise UnknownKeyError(f"unknown task {task!r}; tasks are {L.TASKS}")
-        return L.split_name(self._split[self._vid(video), L.TASKS.index(task)])
+        return L.split_name(self._split[self.video_index(video), L.TASKS.index(task)])
 
     def _rows(self, video: str) -> slice:
-        i = self._vid(video)
+        i = self.video_index(video)
         return slice(int(self._offset[i]), int(self._offset[i] + self._frames[i]))
 
     def present(self, video: str) -> np.ndarray:
@@ -233,31 +226,28 @@ class FeatureStore:
     # feature sets ------------------------------------------------------------------------
     def feature_sets(self) -> list[str]:
         """Names of the feature sets that are fully created."""
-        if L.FEATURES not in self._root:
-            return []
-        group = self._root[L.FEATURES]
-        return sorted(k for k in group.group_keys() if L.set_complete(group[k].attrs))
+        return set_names(self._root)
 
-    def _set(self, name: str):
+    def set_arrays(self, name: str) -> FeatureSetArrays:
+        """The open arrays of complete feature set ``name`` (UnknownKeyError if there is none)."""
         handle = self._sets.get(name)
         if handle is None:
-            from featurestore.writer import open_set_handle
-
-            handle = open_set_handle(self, name)
+            handle = open_set(self._root, name, len(self._names), self.path)
             self._sets[name] = handle
         return handle
 
+
     def feature_info(self, name: str) -> FeatureSetInfo:
-        return self._set(name).info
+        return self.set_arrays(name).info
 
     def committed(self, name: str) -> list[str]:
         """Videos of feature set ``name`` whose features are committed (readable)."""
-        flags = self._set(name).refresh_committed()
+        flags = self.set_arrays(name).refresh_committed()
         return [v for v, c in zip(self._names, flags, strict=True) if c]
 
     def _require_committed(self, name: str, video: str) -> int:
-        i = self._vid(video)
-        if not self._set(name).is_committed(i):
+        i = self.video_index(video)
+        if not self.set_arrays(name).is_committed(i):
             raise UnknownKeyError(f"{self.path}: feature set {name!r} has no committed video {video!r}")
         return i
 
@@ -279,7 +269,7 @@ class FeatureStore:
 
     def _read_rows(self, name: str, lo: int, hi: int) -> np.ndarray:
         C = L.CHUNK_FRAMES
-        data = self._set(name).data
+        data = self.set_arrays(name).data
         if hi <= lo:
             return np.zeros((0, data.shape[1]), dtype=data.dtype)
         first, last = lo // C, (hi - 1) // C
@@ -304,7 +294,7 @@ class FeatureStore:
         """
         from zarr.core.buffer import default_buffer_prototype
 
-        handle = self._set(name)
+        handle = self.set_arrays(name)
         idx = [self._require_committed(name, v) for v in videos]
         total = int(sum(int(self._frames[i]) for i in idx))
         shape, dtype = (total, handle.info.dim), np.dtype(handle.info.dtype)
@@ -327,23 +317,28 @@ class FeatureStore:
             dest.flush()
         return LoadedFeatures(dest, spans)
 
+    def uncached(self) -> FeatureStore:
+        """This store again, with no chunk cache: every read comes from storage (verify)."""
+        return FeatureStore(self._root, self.path, self.mode, cache_bytes=0)
+
     # writing -----------------------------------------------------------------------------
-    def _require_writable(self) -> None:
+    def require_writable(self) -> None:
         if self.mode == "r":
             raise StoreError(f"{self.path}: opened read-only; open(path, mode='a') to write")
 
     def create_feature_set(self, name: str, dim: int, *, dtype: str = "float16",
-                           provenance: dict | None = None, fill: str = L.DEFAULT_FILL):
-        """Create (or reopen, if it exists with the same dim and dtype) a feature set."""
-        from featurestore.writer import create_feature_set
-
-        self._require_writable()
+                           provenance: dict | None = None,
+                           fill: str = L.DEFAULT_FILL) -> FeatureSetWriter:
+        """Create (single process), or reopen if it exists with the same dim and dtype, a feature
+        set; returns its writer. Its attributes are written last, in one write."""
+        self.require_writable()
         self._sets.pop(name, None)
-        return create_feature_set(self, name, dim, dtype=dtype, provenance=provenance, fill=fill)
+        if create_set(self._root, name, dim, dtype=dtype, fill=fill, provenance=provenance,
+                      n_videos=len(self._names)):
+            log.info("created feature set %s in %s", name, self.path)
+        return FeatureSetWriter(self, name)
 
-    def writer(self, name: str):
-        """A :class:`featurestore.writer.FeatureSetWriter` for an existing feature set."""
-        from featurestore.writer import FeatureSetWriter
-
-        self._require_writable()
+    def writer(self, name: str) -> FeatureSetWriter:
+        """The :class:`featurestore.writer.FeatureSetWriter` of an existing feature set."""
+        self.require_writable()
         return FeatureSetWriter(self, name)

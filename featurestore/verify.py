@@ -17,11 +17,10 @@ def verify_set(store: FeatureStore, name: str, progress: bool = True) -> dict:
     """Check one feature set. Returns {"committed", "missing", "problems": [str, ...]}."""
     problems: list[str] = []
     info = store.feature_info(name)
-    handle = store._set(name)
     committed = store.committed(name)
-    sums = np.asarray(handle.checksum_arr[:len(store._names)], dtype=np.uint32)  # (V,)
+    sums = store.set_arrays(name).checksums()  # (V,)
     for video in tqdm(committed, desc=f"verify {name}", unit="video", disable=not progress):
-        i = store._index[video]
+        i = store.video_index(video)
         try:
             rows = store.features(name, video)  # (n, dim)
         except Exception as err:  # report every unreadable video, not only the first
@@ -36,7 +35,7 @@ def verify_set(store: FeatureStore, name: str, progress: bool = True) -> dict:
         got = checksum(rows)
         if got != int(sums[i]):
             problems.append(f"{name}/{video}: checksum {got:#010x} != stored {int(sums[i]):#010x}")
-    return {"committed": len(committed), "missing": len(store._names) - len(committed),
+    return {"committed": len(committed), "missing": len(store.videos()) - len(committed),
             "problems": problems}
 
 
@@ -47,10 +46,9 @@ def verify(store: FeatureStore, progress: bool = True) -> dict:
     Problems are listed, never raised one by one.
     """
     sets = {}
-    for name in store.feature_sets():
-        # bypass the chunk cache so the bytes on storage are what gets checked
-        store._cache = type(store._cache)(0)
-        sets[name] = verify_set(store, name, progress)
+    fresh = store.uncached()  # no chunk cache: the bytes on storage are what gets checked
+    for name in fresh.feature_sets():
+        sets[name] = verify_set(fresh, name, progress)
     ok = all(not s["problems"] for s in sets.values())
     if not ok:
         log.warning("verify %s: %d problems", store.path, sum(len(s["problems"]) for s in sets.values()))

@@ -126,8 +126,7 @@ def set_contents(store_path: str) -> dict[str, object]:
 
     store = featurestore.open(store_path)
     committed = store.committed(SET)
-    root = store._root
-    sums = np.asarray(root[f"features/{SET}/checksum"][:], dtype=np.uint32)
+    sums = store.set_arrays(SET).checksums()
     return {"committed": committed, "checksum": sums.tolist(),
             "rows": {v: store.features(SET, v).tobytes() for v in committed}}
 
@@ -150,7 +149,7 @@ def reader_main(store_path: str, set_name: str, out: str, stop: str) -> None:
                 continue
             # flags first: a checksum is written before its flag, so one read after is final
             committed = store.committed(set_name)
-            sums = np.asarray(store._root[f"features/{set_name}/checksum"][:], dtype=np.uint32)
+            sums = store.set_arrays(set_name).checksums()
             names = store.videos()
             for video in committed:
                 rows = store.features(set_name, video)  # (n, dim)
