@@ -108,7 +108,7 @@ def no_ray(paths: dict[str, str], batch_size: int, threads: int, name: str,
            prototype: bool = False) -> float:  # fmt: skip
     import featurestore
     from encoders.encode import FrameEncoder
-    from jobs.extract import VideoExtractor
+    from encoders.video import VideoExtractor
 
     enc = FrameEncoder(paths["ckpt"])
     featurestore.open(paths["store"], "a").create_feature_set(name, enc.dim,

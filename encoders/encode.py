@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from encoders.checkpoint import checkpoint_sha256, load_checkpoint
+from encoders.checkpoint import WEIGHTS, CheckpointError, load_checkpoint, read_config
 from encoders.data import to_model_input
+from encoders.presets import MAEConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,31 @@ def code_version() -> str:
         return metadata.version("affstore")
     except metadata.PackageNotFoundError:  # running from a plain checkout
         return "unknown"
+
+
+POOLING = "mean of normed patch tokens, no masking"
+
+
+def encoder_provenance(checkpoint_dir: str | os.PathLike) -> dict[str, Any]:
+    """The provenance a feature set records for features of this checkpoint, read from its
+    ``config.json`` alone (no model built, no weights hashed: the JSON records their sha256).
+    ``provenance["dim"]`` is the feature width."""
+    directory = Path(checkpoint_dir)
+    doc = read_config(directory)
+    if not (directory / WEIGHTS).is_file():
+        raise CheckpointError(f"{directory / WEIGHTS}: weights file missing")
+    cfg = MAEConfig.from_dict(doc["mae"])
+    return {
+        "checkpoint": str(directory.resolve()),
+        "checkpoint_sha256": doc["weights_sha256"],
+        "preset": cfg.name,
+        "input_size": cfg.img_size,
+        "stage": doc["stage"],
+        "dim": cfg.embed_dim,
+        "pooling": POOLING,
+        "code_version": code_version(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
 class FrameEncoder:
@@ -56,17 +82,7 @@ class FrameEncoder:
         # autocast dtype: bf16 on CUDA by default, full float32 on CPU unless asked
         self.autocast_dtype = dtype if dtype is not None else (
             torch.bfloat16 if self.device.type == "cuda" else None)
-        self._provenance = {
-            "checkpoint": str(self.checkpoint_dir.resolve()),
-            "checkpoint_sha256": checkpoint_sha256(self.checkpoint_dir),
-            "preset": self.cfg.name,
-            "input_size": self.cfg.img_size,
-            "stage": self.meta["stage"],
-            "dim": self.dim,
-            "pooling": "mean of normed patch tokens, no masking",
-            "code_version": code_version(),
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        }
+        self._provenance = encoder_provenance(self.checkpoint_dir)  # load verified the sha
 
     @property
     def dim(self) -> int:

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as `python jobs/extract.py`: make `jobs` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import click
-import numpy as np
 
 from jobs.extract_pool import (
     ActorPlan,
@@ -71,74 +69,21 @@ class ExtractConfig:
             raise ValueError(f"ExtractConfig.max_retries must be >= 0, got {self.max_retries!r}")
 
 
-class VideoExtractor:
-    """Encode one video's jpgs and write them to the store; works with or without Ray.
-
-    ``run(video)`` writes (n_present, dim) rows and commits the video (a no-op, ``written=False``,
-    when it is already committed). A video without any face is committed too: its rows are
-    all filled by the set's fill policy (all zeros).
-    """
-
-    def __init__(self, frames_path: str, checkpoint: str, store: str, set_name: str,
-                 device: str = "cpu", *, batch_size: int = 64, threads: int | None = None):  # fmt: skip
-        import torch
-
-        import featurestore
-        from encoders.encode import FrameEncoder
-        from featurestore.frames import open_frames
-
-        if threads is not None:
-            torch.set_num_threads(max(1, int(threads)))
-        self.frames = open_frames(frames_path)
-        self.encoder = FrameEncoder(checkpoint, device=device, batch_size=batch_size)
-        size = self.encoder.cfg.img_size
-        self.encoder.encode_images(np.zeros((1, size, size, 3), np.uint8))  # warm-up, off the clock
-        self.store = featurestore.open(store, mode="a")
-        self.writer = self.store.writer(set_name)
-        self.set_name = set_name
-
-    def frame_numbers(self, video: str) -> np.ndarray:
-        """(k,) 1-based numbers of the jpgs of ``video``; checked against the store's catalog."""
-        want = np.flatnonzero(self.store.present(video)) + 1  # (k,)
-        have = self.frames.frame_numbers(video) if video in self._source_videos() else want[:0]
-        have = np.asarray(have, dtype=np.int64)
-        if len(have) != len(want) or not np.array_equal(have, want):
-            from featurestore.errors import FeatureValidationError
-
-            raise FeatureValidationError(
-                f"{self.frames!r}/{video}: {len(have)} jpgs, but the store {self.store.path} "
-                f"expects {len(want)} (frames and store were made from different data?)")  # fmt: skip
-        return have
-
-    def _source_videos(self) -> set[str]:
-        if not hasattr(self, "_videos"):
-            self._videos = set(self.frames.videos())
-        return self._videos
-
-    def run(self, video: str) -> VideoResult:
-        t0 = time.perf_counter()
-        numbers = self.frame_numbers(video)
-        if len(numbers):
-            feats = self.encoder.encode_video(self.frames, video)  # (n_present, D)
-        else:
-            feats = np.zeros((0, self.encoder.dim), np.float32)  # (0, D): no face at all
-        written = self.writer.write_video(video, feats)
-        return VideoResult(video, len(numbers), time.perf_counter() - t0, written)
-
-
 def _actor_class():
     import ray
 
     @ray.remote(max_restarts=0)
     class ExtractActor:
-        """Ray shell over :class:`VideoExtractor`; reports the node it ran on."""
+        """Ray shell over :class:`encoders.video.VideoExtractor`; reports the node it ran on."""
 
         def __init__(self, worker: int, *args, **kwargs):
+            from encoders.video import VideoExtractor
+
             self.worker, self.inner = worker, VideoExtractor(*args, **kwargs)
 
         def run(self, video: str) -> VideoResult:
             node = ray.get_runtime_context().get_node_id()
-            return replace(self.inner.run(video), node=node, worker=self.worker)
+            return VideoResult(**asdict(self.inner.run(video)), node=node, worker=self.worker)
 
     return ExtractActor
 
@@ -228,15 +173,14 @@ def run_extraction(cfg: ExtractConfig,
     import ray
 
     import featurestore
-    from encoders.encode import FrameEncoder
+    from encoders.encode import encoder_provenance
     from featurestore.frames import open_frames
     from jobs.raylocal import init_ray
 
     init_ray(cfg.address)  # left connected: the caller may run more work on this Ray
-    encoder = FrameEncoder(cfg.checkpoint, device="cpu", batch_size=1)  # dim + provenance only
+    provenance = encoder_provenance(cfg.checkpoint)  # the checkpoint's JSON: width, no model
     store = featurestore.open(cfg.store, mode="a")
-    writer = store.create_feature_set(cfg.set_name, encoder.dim, provenance=encoder.provenance)
-    del encoder
+    writer = store.create_feature_set(cfg.set_name, provenance["dim"], provenance=provenance)
     sizes = todo_videos(cfg, store, writer, set(open_frames(cfg.frames).videos()))
     log.info("extract %s: %d video(s), %d frames to encode (%d already committed)",
              cfg.set_name, len(sizes), sum(sizes.values()), len(store.committed(cfg.set_name)))  # fmt: skip

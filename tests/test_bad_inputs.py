@@ -86,7 +86,7 @@ def test_bad_jpgs_are_named_and_no_pack_is_left(case, clean, tmp_path):
 
 @pytest.mark.parametrize("case", [c for c in FRAME_CASES if c.stage == "extract"], ids=lambda c: c.name)
 def test_undecodable_frames_fail_their_video_and_leave_the_store_as_it_was(case, clean, tmp_path):
-    from jobs.extract import VideoExtractor
+    from encoders.video import VideoExtractor
 
     data = fresh(clean, tmp_path)
     bad = case.make(data)

@@ -63,6 +63,13 @@ def test_provenance_and_dim(checkpoint):
     assert prov["preset"] == "tiny" and prov["input_size"] == 32
     assert prov["stage"] == ("pretrain" if isinstance(model, MaskedAutoencoder) else "finetune")
     assert {"code_version", "created"} <= set(prov)
+    # the extraction driver's view: the same record from config.json alone, without a model
+    from encoders.encode import encoder_provenance
+
+    light = encoder_provenance(ck_dir)
+    assert light["dim"] == enc.dim
+    assert {k: v for k, v in light.items() if k != "created"} == \
+        {k: v for k, v in prov.items() if k != "created"}
 
 
 class _BrokenFrames:  # a FrameSource whose second jpg is corrupt

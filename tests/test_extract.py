@@ -148,7 +148,7 @@ def test_plan_actors_fits_the_nodes():
 
 def test_video_extractor_writes_a_direct_forward_once(data):
     from encoders.encode import FrameEncoder
-    from jobs.extract import VideoExtractor
+    from encoders.video import VideoExtractor
 
     enc = FrameEncoder(data["ckpt"])
     featurestore.open(data["store"], "a").create_feature_set("plain", enc.dim,

@@ -201,7 +201,7 @@ def reference_store(paths: dict[str, str], dest: Path) -> str:
     import shutil
 
     from encoders.encode import FrameEncoder
-    from jobs.extract import VideoExtractor
+    from encoders.video import VideoExtractor
 
     shutil.copytree(paths["store"], dest)
     import featurestore
