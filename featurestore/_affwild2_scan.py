@@ -115,7 +115,7 @@ def _is_template(path: Path) -> bool:
             head = f.read(64)
     except OSError:
         return False
-    return head.lstrip(b"\xef\xbb\xbf").startswith(b"image_location")
+    return head.lstrip(b"\xef\xbb\xbf").startswith(abaw.TEMPLATE_HEADER.encode())
 
 
 def scan_tree(root: Path) -> Scan:

@@ -26,14 +26,8 @@ SEED = 7
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory) -> str:
-    from seqtrain.synthetic import build_store, synth_videos
-
-    path = tmp_path_factory.mktemp("faults_train") / "store.zarr"
-    vids = synth_videos(10, seed=1, min_frames=120, max_frames=220)
-    val = {"vid001", "vid006"}
-    build_store(path, vids, {v.name: "val" if v.source in val else "train" for v in vids})
-    return str(path)
+def store_path(synth_seq_store) -> str:
+    return synth_seq_store(10, seed=1, val={"vid001", "vid006"}, min_frames=120, max_frames=220)
 
 
 def fit_cmd(store: str, out: Path) -> list[str]:

@@ -8,7 +8,6 @@ import torch
 
 import featurestore
 from seqtrain.config import FitConfig
-from seqtrain.synthetic import build_store, synth_videos
 from seqtrain.trainer import fit
 
 torch.set_num_threads(1)
@@ -18,11 +17,8 @@ EPOCHS = {"va": 6, "expr": 6, "au": 10}
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("fit") / "store.zarr"
-    vids = synth_videos(16, seed=0)
-    build_store(path, vids, {v.name: "val" if v.source in VAL_SOURCES else "train" for v in vids})
-    return str(path)
+def store_path(synth_seq_store):
+    return synth_seq_store(16, seed=0, val=VAL_SOURCES)
 
 
 def cfg_for(task, store_path, out, **kw):

@@ -45,21 +45,21 @@ def features_for(rec: VideoRecord, seed: int = 1) -> np.ndarray:
 
 
 @pytest.fixture(params=["local", "memory"])
-def store_path(request, tmp_path):
+def store_url(request, tmp_path):
     if request.param == "local":
         return str(tmp_path / "store.zarr")
     return f"memory://store-{uuid.uuid4().hex}"
 
 
 @pytest.fixture
-def filled(store_path):
+def filled(store_url):
     catalog = make_catalog()
-    create_store(store_path, catalog)
-    store = featurestore.open(store_path, mode="a")
+    create_store(store_url, catalog)
+    store = featurestore.open(store_url, mode="a")
     w = store.create_feature_set("mae", DIM, provenance={"preset": "tiny"})
     for rec in catalog[:-1]:  # leave "t" uncommitted
         assert w.write_video(rec.name, features_for(rec)) is True
-    return store_path, catalog
+    return store_url, catalog
 
 
 class TestStoreAPI:
