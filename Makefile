@@ -22,7 +22,7 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check featurestore encoders seqtrain jobs tests bench
+	$(VENV)/bin/ruff check featurestore trainkit encoders seqtrain jobs tests bench
 
 bench: setup
 	$(PY) bench/bench_store.py --dir /tmp

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
-from ignite.handlers import ProgressBar
 from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader
 
@@ -36,14 +34,14 @@ from encoders.training import (
     Runtime,
     adamw,
     autocast,
-    engine_state_for_resume,
-    load_train_state,
-    make_scheduler,
     resolve_device,
-    save_train_state,
     unwrap,
 )
 from featurestore.atomic import atomic_write_json
+from trainkit.handlers import EpochLosses, attach_progress, attach_tensorboard
+from trainkit.schedule import warmup_cosine_scheduler
+from trainkit.state import engine_state_for_resume, load_train_state, save_train_state
+from trainkit.step import train_step
 
 log = logging.getLogger(__name__)
 NUM_CLASSES = 8
@@ -177,14 +175,12 @@ def _resume(out: Path, model, optimizer, scheduler, trainer, epochs: int) -> dic
 def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, val_loader, device, track,
                       runtime):
     out = Path(cfg.out)
-    losses: list[float] = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output))
+    losses = EpochLosses(trainer)
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def _epoch_end(engine: Engine) -> None:
-        entry = {"epoch": engine.state.epoch, "loss": sum(losses) / max(1, len(losses)),
+        entry = {"epoch": engine.state.epoch, "loss": losses.take()[0],
                  "lr": optimizer.param_groups[0]["lr"]}
-        losses.clear()
         net = unwrap(model)
         if runtime.is_main:  # validation on rank 0 over the whole Validation_Set
             entry.update(evaluate(net, val_loader, device))
@@ -223,30 +219,26 @@ def finetune(cfg: FinetuneConfig, runtime: Runtime | None = None) -> dict[str, A
     train_loader = runtime.prepare_loader(train_loader)
     steps = min(len(train_loader), cfg.max_steps or len(train_loader))
     optimizer = adamw(model, cfg.lr, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.warmup_epochs * steps, cfg.epochs * steps)
+    scheduler = warmup_cosine_scheduler(optimizer, cfg.warmup_epochs * steps, cfg.epochs * steps)
     weights = class_weights(train_loader.dataset.labels).to(device) if cfg.balanced_loss else None
 
-    def step(engine: Engine, batch) -> float:
+    def loss_of(batch) -> torch.Tensor:
         imgs, y = batch[0].to(device, non_blocking=True), batch[1].to(device)  # (B,3,S,S), (B,)
         with autocast(device):
             logits = model(imgs)  # (B, 8)
-        loss = F.cross_entropy(logits.float(), y, weight=weights,
+        return F.cross_entropy(logits.float(), y, weight=weights,
                                label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        return loss.item()
 
-    trainer = Engine(step)
+    trainer = Engine(train_step(loss_of, optimizer, scheduler))
     track = _resume(out, model, optimizer, scheduler, trainer, cfg.epochs)
     model = runtime.prepare_model(model)
     model.train()
     _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, val_loader, device, track,
                       runtime)
-    ProgressBar(persist=False, disable=not sys.stderr.isatty()).attach(
-        trainer, output_transform=lambda loss: {"loss": loss})
+    attach_progress(trainer)
     if trainer.state.epoch < cfg.epochs:
+        if runtime.is_main:
+            attach_tensorboard(trainer, out, optimizer, lambda: track["history"][-1])
         trainer.run(train_loader, max_epochs=cfg.epochs, epoch_length=steps)
     best = track["best"] or {}
     return {"best_macro_f1": best.get("val_macro_f1", float("nan")),

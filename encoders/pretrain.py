@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import ProgressBar
 from torch.utils.data import DataLoader, Dataset
 
 from encoders.checkpoint import WEIGHTS, save_checkpoint
@@ -33,14 +31,14 @@ from encoders.training import (
     Runtime,
     adamw,
     autocast,
-    engine_state_for_resume,
-    load_train_state,
-    make_scheduler,
     resolve_device,
-    save_train_state,
     unwrap,
 )
 from featurestore.atomic import atomic_write_json
+from trainkit.handlers import EpochLosses, attach_progress, attach_tensorboard
+from trainkit.schedule import warmup_cosine_scheduler
+from trainkit.state import engine_state_for_resume, load_train_state, save_train_state
+from trainkit.step import train_step
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +143,13 @@ def _resume(out: Path, model, optimizer, scheduler, trainer, epochs: int) -> lis
 
 def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, history, runtime, samples):
     out = Path(cfg.out)
-    losses: list[float] = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output))
+    losses = EpochLosses(trainer)
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def _epoch_end(engine: Engine) -> None:
-        entry = {"epoch": engine.state.epoch, "loss": sum(losses) / max(1, len(losses)),
-                 "lr": optimizer.param_groups[0]["lr"], "steps": len(losses)}
-        losses.clear()
+        loss, steps = losses.take()
+        entry = {"epoch": engine.state.epoch, "loss": loss,
+                 "lr": optimizer.param_groups[0]["lr"], "steps": steps}
         history.append(entry)
         log.info("pretrain epoch %(epoch)d loss %(loss).4f lr %(lr).2e", entry)
         if runtime.report is not None:
@@ -189,28 +186,25 @@ def pretrain(cfg: PretrainConfig, runtime: Runtime | None = None,
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = MaskedAutoencoder(cfg.mae_config()).to(device)
     optimizer = adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, 0.95))
-    scheduler = make_scheduler(optimizer, cfg.warmup_epochs * steps, cfg.epochs * steps)
+    scheduler = warmup_cosine_scheduler(optimizer, cfg.warmup_epochs * steps, cfg.epochs * steps)
 
-    def step(engine: Engine, batch) -> float:
+    def loss_of(batch) -> torch.Tensor:
         imgs = batch[0].to(device, non_blocking=True)  # (B, 3, S, S)
         with autocast(device):
             loss, _, _ = model(imgs)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        return loss.item()
+        return loss
 
-    trainer = Engine(step)
+    trainer = Engine(train_step(loss_of, optimizer, scheduler))
     history = _resume(out, model, optimizer, scheduler, trainer, cfg.epochs)
     model = runtime.prepare_model(model)
     model.train()
     samples = torch.stack([dataset[i][0] for i in range(min(cfg.recon_images, len(dataset)))])
     _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, history, runtime,
                       samples.to(device))
-    ProgressBar(persist=False, disable=not sys.stderr.isatty()).attach(
-        trainer, output_transform=lambda loss: {"loss": loss})
+    attach_progress(trainer)
     if trainer.state.epoch < cfg.epochs:
+        if runtime.is_main:
+            attach_tensorboard(trainer, out, optimizer, lambda: history[-1])
         trainer.run(loader, max_epochs=cfg.epochs, epoch_length=steps)
     return {"final_loss": history[-1]["loss"] if history else float("nan"),
             "epochs": len(history), "history": history, "out": str(out),

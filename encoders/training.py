@@ -1,19 +1,14 @@
 """Pieces shared by the pretraining and fine-tuning loops: the runtime (plain or data-parallel),
-devices, the warm-up + cosine schedule, AdamW parameter groups and resumable train state."""
+devices, autocast and AdamW parameter groups (the loop kit itself is :mod:`trainkit`)."""
 
 from __future__ import annotations
 
-import functools
-import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-
-from featurestore.atomic import atomic_write
 
 
 def _identity(x):
@@ -55,21 +50,6 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """LR factor: linear warm-up from 1/warmup to 1, then half-cosine down to 0 at total_steps."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int,
-                   total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-iteration LambdaLR (not cyclic: no LR jump at the end, see PLATFORM.md)."""
-    fn = functools.partial(warmup_cosine, warmup_steps=warmup_steps, total_steps=total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
-
-
 def adamw(model: nn.Module, lr: float, weight_decay: float,
           betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.AdamW:
     """AdamW without weight decay on biases, norms and tokens (1-D parameters)."""
@@ -83,23 +63,3 @@ def adamw(model: nn.Module, lr: float, weight_decay: float,
 
 def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
-
-
-def save_train_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """torch.save of plain state dicts (tensors, numbers, lists), atomically."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
-    """Read :func:`save_train_state` output; never unpickles arbitrary objects."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def engine_state_for_resume(saved: dict[str, Any], max_epochs: int) -> dict[str, Any]:
-    """The saved ignite Engine state with ``max_epochs`` raised to the new target, so a finished
-    run is extended instead of restarted (ignite restarts an Engine whose state is done)."""
-    if "epoch" in saved:
-        done = int(saved["epoch"])
-    else:
-        done = int(saved["iteration"]) // int(saved["epoch_length"])
-    return dict(saved, max_epochs=max(max_epochs, done))

@@ -5,7 +5,7 @@ Every stage runs the command a user would type (``featurestore ...``, ``ray job 
 a rerun skips it, and the tools themselves resume where a stage was interrupted (the MAE and
 sequence trainers resume from checkpoints, extraction skips committed videos).
 
-    python -m jobs.demo --run runs/demo [--size demo|ci]
+    python -m jobs.demo --run runs/demo [--size demo|smoke]
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from encoders.presets import PRESETS
 from jobs.pretrain import run_ray_train
 
 
@@ -24,7 +25,7 @@ from jobs.pretrain import run_ray_train
 @click.option("--pretrained", type=click.Path(exists=True, file_okay=False),
               help="MAE checkpoint folder (default: train the preset from scratch).")
 @click.option("--frames", type=click.Path(exists=True), help="LMDB frame pack (default: jpg tree).")
-@click.option("--preset", default="tiny", show_default=True, type=click.Choice(["tiny", "vit_base"]))
+@click.option("--preset", default="tiny", show_default=True, type=click.Choice(sorted(PRESETS)))
 @click.option("--img-size", type=int)
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int, help="Global batch (split over workers).")

@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from encoders.presets import PRESETS
+
 log = logging.getLogger(__name__)
 
 
@@ -84,7 +86,7 @@ def _summary(out: str) -> Any:
 @click.option("--faces", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder holding FER2013 / FER+ / RAF-DB / AffectNet / image folders.")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--preset", default="tiny", show_default=True, type=click.Choice(["tiny", "vit_base"]))
+@click.option("--preset", default="tiny", show_default=True, type=click.Choice(sorted(PRESETS)))
 @click.option("--img-size", type=int)
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int, help="Global batch (split over workers).")

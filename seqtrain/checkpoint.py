@@ -11,14 +11,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from featurestore.atomic import atomic_write, atomic_write_json
 from seqtrain.config import FitConfig, ModelConfig
 from seqtrain.model import SeqModel
 
-__all__ = ["save_best", "load_model", "save_state", "load_state"]
+__all__ = ["save_best", "load_model"]
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -49,10 +48,4 @@ def load_model(ckpt_dir: str | os.PathLike, device: str = "cpu"
     return model.to(device).eval(), FitConfig.from_dict(info["fit"]), info.get("meta", {})
 
 
-def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
-
-def load_state(path: str | os.PathLike) -> dict[str, Any] | None:
-    path = Path(path)
-    return torch.load(path, weights_only=True) if path.is_file() else None

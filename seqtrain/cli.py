@@ -8,6 +8,7 @@ imports Ray).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -15,9 +16,19 @@ import click
 
 from featurestore.abaw import TASKS
 from featurestore.errors import FeatureStoreError
+from seqtrain.config import DEFAULT_RUNS, DEFAULT_STORE, MODEL_PRESETS, FitConfig
 from seqtrain.runner import ALL_TASKS, RunAll, plan_runs, run_all
 
-DEFAULT_STORE = "runs/demo/store.zarr"
+# option -> FitConfig field it sets; every such option's default is the field's default
+FIT_OPTIONS = {"fold": "fold", "store": "store", "features": "features", "preset": "preset",
+               "epochs": "epochs", "window": "window", "stride": "stride", "lr": "lr",
+               "batch_size": "batch_size", "patience": "patience", "seed": "seed",
+               "threads": "num_threads", "device": "device"}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FitConfig)}
+
+
+def _default(option: str):
+    return _DEFAULTS[FIT_OPTIONS[option]]
 
 
 
@@ -30,24 +41,26 @@ def _require_store(store: str) -> None:
 
 @click.command()
 @click.option("--task", type=click.Choice([*TASKS, "all"]), default="va", show_default=True)
-@click.option("--fold", type=click.IntRange(0, 4), default=0, show_default=True)
+@click.option("--fold", type=click.IntRange(0, 4), default=_default("fold"), show_default=True)
 @click.option("--folds", "folds_opt", type=click.Choice(["all"]), default=None, help="Run folds 0..4.")
-@click.option("--store", default=DEFAULT_STORE, show_default=True)
-@click.option("--features", default="mae-ft", show_default=True)
-@click.option("--out", default="runs/demo/seqtrain/fit", show_default=True,
+@click.option("--store", default=_default("store"), show_default=True)
+@click.option("--features", default=_default("features"), show_default=True)
+@click.option("--out", default=DEFAULT_RUNS, show_default=True,
               help="Run folder; results land in OUT/<task>/fold<K>/.")
 @click.option("--no-tcn", is_flag=True)
 @click.option("--no-transformer", is_flag=True)
-@click.option("--preset", type=click.Choice(["paper", "tiny"]), default="paper", show_default=True)
-@click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--window", type=int, default=300, show_default=True)
-@click.option("--stride", type=int, default=200, show_default=True)
-@click.option("--lr", type=float, default=3e-5, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--patience", type=int, default=5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True, help="Torch threads (and Ray CPUs) per run.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--preset", type=click.Choice(sorted(MODEL_PRESETS)), default=_default("preset"),
+              show_default=True)
+@click.option("--epochs", type=int, default=_default("epochs"), show_default=True)
+@click.option("--window", type=int, default=_default("window"), show_default=True)
+@click.option("--stride", type=int, default=_default("stride"), show_default=True)
+@click.option("--lr", type=float, default=_default("lr"), show_default=True)
+@click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True)
+@click.option("--patience", type=int, default=_default("patience"), show_default=True)
+@click.option("--seed", type=int, default=_default("seed"), show_default=True)
+@click.option("--threads", type=int, default=_default("threads"), show_default=True,
+              help="Torch threads (and Ray CPUs) per run.")
+@click.option("--device", default=_default("device"), show_default=True)
 @click.option("--no-ray", is_flag=True, help="Run sequentially in this process.")
 @click.pass_obj
 def fit(parallel: RunAll | None, task, fold, folds_opt, store, features, out, no_tcn, no_transformer, preset, epochs, window,

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from featurestore.abaw import TASKS
 
-__all__ = ["ModelConfig", "MODEL_PRESETS", "model_config", "FitConfig", "variant_name"]
+__all__ = ["ModelConfig", "MODEL_PRESETS", "model_config", "FitConfig", "variant_name",
+           "DEFAULT_STORE", "DEFAULT_RUNS"]
+
+DEFAULT_STORE = "runs/demo/store.zarr"  # where `make demo` writes its store
+DEFAULT_RUNS = "runs/demo/seqtrain/fit"  # runs land in <DEFAULT_RUNS>/<task>/fold<K>
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -93,11 +97,10 @@ class FitConfig:
 
     task: str
     fold: int = 0
-    store: str = "runs/demo/store.zarr"
+    store: str = DEFAULT_STORE
     features: str = "mae-ft"
-    out: str = "runs/demo/seqtrain/main/va/fold0"
+    out: str = ""  # "": <DEFAULT_RUNS>/<task>/fold<fold>
     preset: str = "paper"
-    model_overrides: dict[str, Any] = field(default_factory=dict)
     use_tcn: bool = True
     use_transformer: bool = True
     window: int = 300
@@ -131,9 +134,8 @@ class FitConfig:
                 raise ValueError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"FitConfig.dropout must be in [0, 1), got {self.dropout}")
-        bad = set(self.model_overrides) - {f.name for f in dataclasses.fields(ModelConfig)}
-        if bad:
-            raise ValueError(f"FitConfig.model_overrides has unknown keys {sorted(bad)}")
+        if not self.out:
+            object.__setattr__(self, "out", f"{DEFAULT_RUNS}/{self.task}/fold{self.fold}")
 
     @property
     def variant(self) -> str:
@@ -142,7 +144,7 @@ class FitConfig:
     def model(self, in_dim: int, out_dim: int) -> ModelConfig:
         """The model config of this run for features of width ``in_dim``."""
         return model_config(self.preset, **{
-            "max_len": max(1024, self.window), **self.model_overrides, "in_dim": in_dim,
+            "max_len": max(1024, self.window), "in_dim": in_dim,
             "out_dim": out_dim, "dropout": self.dropout, "use_tcn": self.use_tcn,
             "use_transformer": self.use_transformer})
 
@@ -151,4 +153,7 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FitConfig:
+        d = dict(d)
+        if d.get("model_overrides", None) == {}:  # written by earlier versions, always empty
+            del d["model_overrides"]
         return cls(**d)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,11 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import ProgressBar
 from torch.utils.data import DataLoader, Sampler
 
 from featurestore.atomic import atomic_write, atomic_write_json
-from seqtrain.checkpoint import load_state, save_best, save_state
+from seqtrain.checkpoint import save_best
 from seqtrain.config import FitConfig
 from seqtrain.data import VideoSeq, WindowDataset, load_videos
 from seqtrain.evaluate import evaluate_videos
@@ -32,20 +29,15 @@ from seqtrain.folds import fold_videos
 from seqtrain.model import SeqModel
 from seqtrain.plots import plot_curve
 from seqtrain.tasks import get_task
+from trainkit.handlers import attach_progress, attach_tensorboard
+from trainkit.schedule import warmup_cosine_scheduler
+from trainkit.state import load_train_state, save_train_state
+from trainkit.step import train_step
 
-__all__ = ["FitConfig", "fit", "lr_factor", "load_fold"]
+__all__ = ["FitConfig", "fit", "load_fold"]
 
 log = logging.getLogger(__name__)
 STATE, METRICS, CURVE, EXAMPLE, BEST = "state.pt", "metrics.json", "curve.png", "val_example.npz", "best"
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then one (non-cyclic) cosine decay to 0 at ``total``.
-    Used instead of ignite's cyclic CosineAnnealingScheduler, which jumps back up at cycle end."""
-    if step < warmup:
-        return (step + 1) / warmup
-    span = max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / span)))
 
 
 class EpochShuffle(Sampler):
@@ -98,23 +90,17 @@ def _setup(cfg: FitConfig, train: Sequence[VideoSeq]):
     sampler = EpochShuffle(len(ds), cfg.seed)
     loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=False)
     steps = len(loader)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, cfg.warmup_epochs * steps, cfg.epochs * steps))
+    sched = warmup_cosine_scheduler(opt, cfg.warmup_epochs * steps, cfg.epochs * steps)
     return task, model, opt, sched, ds, sampler, loader
 
 
 def _make_step(task, model, opt, sched, device: str) -> Callable:
-    def step(engine: Engine, batch) -> float:
+    def loss_of(batch) -> torch.Tensor:
         model.train()
         feats, labels, valid, pad = (t.to(device) for t in batch)
         out = model(feats, pad)  # (B, w, out_dim)
-        loss = task.loss(out, labels, valid)  # valid already excludes padded frames
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        return float(loss.detach())
-    return step
+        return task.loss(out, labels, valid)  # valid already excludes padded frames
+    return train_step(loss_of, opt, sched)
 
 
 def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] | None = None,
@@ -135,7 +121,7 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
     task, model, opt, sched, ds, sampler, loader = _setup(cfg, train)
     engine = Engine(_make_step(task, model, opt, sched, cfg.device))
     book: dict[str, Any] = {"history": [], "best": {}, "bad": 0, "losses": []}
-    state = load_state(out / STATE)
+    state = load_train_state(out / STATE)
     if state is not None:
         if state["config"] != json.dumps(cfg.to_dict(), sort_keys=True):
             raise ValueError(f"{out}: holds a run with another config; use a new --out folder")
@@ -146,8 +132,9 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
         book.update(history=state["history"], best=state["best"], bad=state["bad"])
         log.info("%s: resuming after epoch %d", out, engine.state.epoch)
     _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epoch)
-    ProgressBar(persist=False, disable=not sys.stderr.isatty()).attach(engine)
+    attach_progress(engine, with_loss=False)
     if state is None or engine.state.epoch < cfg.epochs and not state.get("stopped"):
+        attach_tensorboard(engine, out, opt, lambda: book["history"][-1])
         engine.run(loader, max_epochs=cfg.epochs)
     results = _results(cfg, book["best"], book["history"], finished=True)
     plot_curve(book["history"], out / CURVE, title=f"{cfg.task} fold {cfg.fold} {cfg.variant}")
@@ -186,7 +173,7 @@ def _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epo
         else:
             book["bad"] += 1
         stopped = book["bad"] >= cfg.patience
-        save_state(out / STATE, {
+        save_train_state(out / STATE, {
             "config": json.dumps(cfg.to_dict(), sort_keys=True), "model": model.state_dict(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "engine": e.state_dict(), "history": book["history"], "best": book["best"],

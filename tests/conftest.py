@@ -47,3 +47,13 @@ def synth_seq_store(tmp_path_factory) -> Callable[..., str]:
         return built[key]
 
     return make
+
+
+def tb_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value), ...] of every TensorBoard event file in ``run_dir``, read with
+    tensorboard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

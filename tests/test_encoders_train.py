@@ -13,7 +13,7 @@ from encoders.data import expr_frame_index, to_model_input
 from encoders.finetune import FinetuneConfig, finetune
 from encoders.mae import ExprClassifier, MaskedAutoencoder
 from encoders.pretrain import PretrainConfig, pretrain
-from encoders.training import warmup_cosine
+from trainkit.schedule import warmup_cosine
 
 torch.set_num_threads(1)
 
@@ -53,6 +53,11 @@ def test_pretraining_lowers_loss_and_resumes(tmp_path):
     model, cfg, meta = load_checkpoint(second["checkpoint"])
     assert isinstance(model, MaskedAutoencoder) and meta["epoch"] == 6 and cfg.img_size == 32
     assert json.loads((tmp_path / "history.json").read_text()) == hist
+    from conftest import tb_scalars  # both runs logged to TensorBoard in the run folder
+
+    tb = tb_scalars(tmp_path)
+    assert [s for s, _ in tb["epoch/loss"]] == [1, 2, 3, 4, 5, 6]
+    assert [v for _, v in tb["epoch/loss"]] == pytest.approx([h["loss"] for h in hist])
     for key in ("loss_curve", "reconstruction"):
         assert open(second[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temp files

@@ -28,7 +28,7 @@ import seqtrain.checkpoint  # noqa: F401
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("featurestore", "encoders", "seqtrain", "jobs")
+PACKAGES = ("featurestore", "trainkit", "encoders", "seqtrain", "jobs")
 
 
 def torch_load_calls() -> list[tuple[Path, int, bool]]:
@@ -111,8 +111,7 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
-@pytest.mark.parametrize("loader", ["seqtrain.checkpoint:load_state",
-                                    "encoders.training:load_train_state"])
+@pytest.mark.parametrize("loader", ["trainkit.state:load_train_state"])  # every loop's resume
 def test_booby_trapped_resume_state_is_refused_without_running_it(tmp_path, loader):
     import importlib
 

@@ -51,6 +51,13 @@ def test_short_fit_beats_chance(task, store_path, tmp_path):
     assert {"history", "best_epoch", "config", "features"} <= set(saved)
     assert (tmp_path / task / "best" / "model.safetensors").is_file()
     assert (tmp_path / task / "curve.png").stat().st_size > 0
+    # TensorBoard event files in the run folder: per-step loss and LR, per-epoch score
+    from conftest import tb_scalars
+
+    tb = tb_scalars(tmp_path / task)
+    assert [s for s, _ in tb["epoch/score"]] == [h["epoch"] for h in saved["history"]]
+    assert [v for _, v in tb["epoch/score"]] == pytest.approx([h["score"] for h in saved["history"]])
+    assert len(tb["train/loss"]) == len(tb["train/lr/group_0"]) > len(saved["history"])
 
 
 class Interrupt(Exception):
@@ -90,3 +97,19 @@ def test_bad_fit_config_names_field():
         FitConfig(task="va", window=10, stride=20)
     with pytest.raises(ValueError, match="task"):
         FitConfig(task="valence")
+
+
+def test_cli_defaults_are_the_config_defaults():
+    """The `seqtrain fit` options take their defaults from FitConfig (one place for defaults)."""
+    import dataclasses
+
+    from seqtrain.cli import FIT_OPTIONS, fit
+    from seqtrain.config import DEFAULT_RUNS, MODEL_PRESETS
+
+    defaults = {f.name: f.default for f in dataclasses.fields(FitConfig)}
+    params = {p.name: p for p in fit.params}
+    for option, field in FIT_OPTIONS.items():
+        assert params[option].default == defaults[field], option
+    assert params["out"].default == DEFAULT_RUNS
+    assert FitConfig(task="expr", fold=3).out == f"{DEFAULT_RUNS}/expr/fold3"  # = the CLI's folder
+    assert sorted(params["preset"].type.choices) == sorted(MODEL_PRESETS)
