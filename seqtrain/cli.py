@@ -1,4 +1,4 @@
-"""The ``seqtrain`` command: fit, predict, report (thin: options -> configs -> one call)."""
+"""The ``seqtrain`` command: fit, probe, predict, report (thin: options -> configs -> one call)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,30 @@ def fit(task, fold, folds_opt, store, features, out, no_tcn, no_transformer, pre
     for cfg, res in zip(cfgs, results, strict=True):
         click.echo(f"{cfg.task} fold {cfg.fold} ({res['variant']}, {cfg.features}): val score "
                    f"{res['val']['score']:.4f} at epoch {res['best_epoch']} -> {cfg.out}")
+
+
+@main.command()
+@click.option("--task", type=click.Choice(["va", "expr", "au", "all"]), default="all", show_default=True)
+@click.option("--fold", type=click.IntRange(0, 4), default=0, show_default=True)
+@click.option("--store", default=DEFAULT_STORE, show_default=True)
+@click.option("--features", default="mae-ft", show_default=True)
+@click.option("--out", default="runs/demo/seqtrain/probe", show_default=True,
+              help="Results land in OUT/<task>/fold<K>/metrics.json.")
+def probe(task, fold, store, features, out) -> None:
+    """Per-frame linear probe baseline (ridge / logistic regression on standardised features)."""
+    from seqtrain.config import FitConfig
+    from seqtrain.probe import run_probe
+    from seqtrain.trainer import load_fold
+
+    _require_store(store)
+    for t in ALL_TASKS if task == "all" else (task,):
+        try:
+            train, val = load_fold(FitConfig(task=t, fold=fold, store=store, features=features))
+            res = run_probe(t, train, val, Path(out) / t / f"fold{fold}", fold=fold,
+                            features=features)
+        except (ValueError, FeatureStoreError) as err:
+            raise click.ClickException(str(err)) from err
+        click.echo(f"{t} fold {fold} (linear probe, {features}): val score {res['val']['score']:.4f}")
 
 
 @main.command()
