@@ -87,7 +87,8 @@ def test_sincos_positions_are_distinct_and_bounded():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_build_and_embed(name):
     cfg = PRESETS[name]
-    assert cfg.patch_size == 16 and cfg.mask_ratio == 0.75 and cfg.img_size == 112
+    assert cfg.patch_size == (8 if name == "tiny" else 16)
+    assert cfg.mask_ratio == 0.75 and cfg.img_size == 112
     if name == "vit_base":
         assert (cfg.embed_dim, cfg.depth, cfg.num_heads) == (768, 12, 12)
         assert (cfg.decoder_embed_dim, cfg.decoder_depth, cfg.decoder_num_heads) == (512, 8, 16)
