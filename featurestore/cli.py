@@ -35,12 +35,26 @@ def main(verbose: bool) -> None:
 @click.option("--frames", default=400, show_default=True, help="Mean frames per video.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--faces", default=2000, show_default=True, help="Images in the static face sets.")
-def synth(out: str, videos: int, frames: int, seed: int, faces: int) -> None:
+@click.option("--lag", default=1.0, show_default=True,
+              help="Annotation lag strength: VA labels trail the face by LAG*U(0.5,1.5) s (0: off).")
+@click.option("--bursts", default=0.05, show_default=True,
+              help="Share of frames in occlusion / blur / turned-away bursts (0: off).")
+@click.option("--motion-arousal", default=0.5, show_default=True,
+              help="Share of arousal shown as head-motion speed instead of in the face (0: off).")
+@click.option("--expr-ramp", default=1.0, show_default=True,
+              help="Expression onset/offset length scale: EXPR_RAMP*U(0.2,0.6) s (0: off).")
+@click.option("--no-temporal", is_flag=True, help="All four temporal settings 0 (the old data).")
+def synth(out: str, videos: int, frames: int, seed: int, faces: int, lag: float, bursts: float,
+          motion_arousal: float, expr_ramp: float, no_temporal: bool) -> None:
     """Write a synthetic dataset in the real Aff-Wild2 (and FER2013 / RAF-DB) layout to OUT."""
     from featurestore.synth import SynthConfig, generate
 
+    if no_temporal:
+        lag = bursts = motion_arousal = expr_ramp = 0.0
     try:
-        summary = generate(out, SynthConfig(videos=videos, frames=frames, seed=seed, faces=faces))
+        summary = generate(out, SynthConfig(videos=videos, frames=frames, seed=seed, faces=faces,
+                                            lag=lag, bursts=bursts, motion_arousal=motion_arousal,
+                                            expr_ramp=expr_ramp))
     except (FeatureStoreError, ValueError, FileExistsError) as err:
         _fail(err)
     click.echo(json.dumps(summary, indent=2))

@@ -1,4 +1,4 @@
-"""The ``seqtrain`` command: fit, predict, report (thin: options -> configs -> one call).
+"""The ``seqtrain`` command: fit, probe, predict, report (thin: options -> configs -> one call).
 
 `make_cli` builds the command around a function that trains a list of runs. ``main`` here runs
 them one after the other in this process; the installed ``seqtrain`` command is
@@ -25,6 +25,7 @@ FIT_OPTIONS = {"fold": "fold", "store": "store", "features": "features", "preset
                "batch_size": "batch_size", "patience": "patience", "seed": "seed",
                "threads": "num_threads", "device": "device"}
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(FitConfig)}
+DEFAULT_PROBES = DEFAULT_RUNS.rsplit("/", 1)[0] + "/probe"  # `seqtrain probe` results
 
 
 def _default(option: str):
@@ -86,6 +87,29 @@ def fit(parallel: RunAll | None, task, fold, folds_opt, store, features, out, no
 
 
 @click.command()
+@click.option("--task", type=click.Choice([*TASKS, "all"]), default="all", show_default=True)
+@click.option("--fold", type=click.IntRange(0, 4), default=_default("fold"), show_default=True)
+@click.option("--store", default=_default("store"), show_default=True)
+@click.option("--features", default=_default("features"), show_default=True)
+@click.option("--out", default=DEFAULT_PROBES, show_default=True,
+              help="Results land in OUT/<task>/fold<K>/metrics.json.")
+def probe(task, fold, store, features, out) -> None:
+    """Per-frame linear probe baseline (ridge / logistic regression on standardised features)."""
+    from seqtrain.probe import run_probe
+    from seqtrain.trainer import load_fold
+
+    _require_store(store)
+    for t in ALL_TASKS if task == "all" else (task,):
+        try:
+            train, val = load_fold(FitConfig(task=t, fold=fold, store=store, features=features))
+            res = run_probe(t, train, val, Path(out) / t / f"fold{fold}", fold=fold,
+                            features=features)
+        except (ValueError, FeatureStoreError) as err:
+            raise click.ClickException(str(err)) from err
+        click.echo(f"{t} fold {fold} (linear probe, {features}): val score {res['val']['score']:.4f}")
+
+
+@click.command()
 @click.option("--task", type=click.Choice(TASKS), required=True)
 @click.option("--checkpoint", required=True, help="A run's best/ folder.")
 @click.option("--store", default=DEFAULT_STORE, show_default=True)
@@ -118,7 +142,7 @@ def make_cli(parallel: RunAll | None = None) -> click.Group:
     """The ``seqtrain`` command; ``fit`` trains its runs with ``parallel`` (default: in this
     process, one after the other) unless ``--no-ray``."""
 
-    @click.group(name="seqtrain", commands=[fit, predict, report],
+    @click.group(name="seqtrain", commands=[fit, probe, predict, report],
                  context_settings={"obj": parallel})
     @click.option("-v", "--verbose", is_flag=True, help="Log progress at INFO level.")
     def cli(verbose: bool) -> None:

@@ -3,7 +3,8 @@
 Features come from one bulk ``store.load`` (whole fold in memory) or from plain numpy arrays
 (``from_arrays``), so the dataset is testable without a store. Windows are built from
 ``window_starts`` once per epoch; training may shift each video's starts by a random offset
-(``jitter``), evaluation iterates every window of every video in order.
+(``jitter``, see ``jittered_starts``: every frame is still in a window every epoch), evaluation
+iterates every window of every video in order.
 """
 
 from __future__ import annotations
@@ -17,7 +18,20 @@ from torch.utils.data import Dataset
 
 from seqtrain.windows import window_index, window_starts
 
-__all__ = ["VideoSeq", "from_arrays", "load_videos", "WindowDataset"]
+__all__ = ["VideoSeq", "from_arrays", "load_videos", "WindowDataset", "jittered_starts"]
+
+
+def jittered_starts(n: int, w: int, s: int, offset: int) -> np.ndarray:
+    """Training window starts shifted by ``offset`` in [0, s) that still cover every frame.
+
+    The grid ``offset - s + j*s`` (j = 0..k, k = ``len(window_starts(n, w, s))``) is clipped to
+    [0, n - w]: the first window starts at 0, the last ends on the last frame, neighbours are at
+    most ``s <= w`` apart, so every frame is in a window in every epoch, and the count (k + 1) does
+    not depend on the offset (fixed epoch length). Requires n > w. Returns (k + 1,) int64.
+    """
+    k = len(window_starts(n, w, s))
+    grid = offset - s + s * np.arange(k + 1, dtype=np.int64)
+    return np.clip(grid, 0, n - w)
 
 
 @dataclass(frozen=True)
@@ -90,10 +104,7 @@ class WindowDataset(Dataset):
             n = v.num_frames
             starts = window_starts(n, self.window, self.stride)  # (k,)
             if self.jitter and n > self.window:
-                # shift every start by one random offset; clipping keeps the window count (so the
-                # epoch length is fixed) and the last window still ends on the last frame
-                offset = int(rng.integers(0, self.stride))
-                starts = np.minimum(starts + offset, n - self.window)
+                starts = jittered_starts(n, self.window, self.stride, int(rng.integers(0, self.stride)))
             windows.extend((i, int(s)) for s in starts)
         self.windows = windows
 

@@ -2,6 +2,8 @@
 
 Fold 0 is the official Train/Validation split of the task. Folds 1..4 split the task's
 train+val videos into 4 groups; fold k validates on group k-1 and trains on the other three.
+The groups are assigned once over the annotated videos of ALL tasks and then restricted to the
+task's videos, so every source falls in the same fold for VA, EXPR and AU.
 
 Grouping: every video is keyed by its source video (``store.source``), so the ``_left`` and
 ``_right`` halves of one recording always share a group. Each source first goes to the group
@@ -67,5 +69,9 @@ def fold_videos(store, task: str, fold: int) -> tuple[list[str], list[str]]:
     if fold == 0:
         return sorted(train), sorted(val)
     pool: Sequence[str] = sorted(set(train) | set(val))
-    groups = assign_groups({v: store.source(v) for v in pool}, {v: store.num_frames(v) for v in pool})
+    # groups over every annotated video of every task, so a source sits in the same group for
+    # VA, EXPR and AU (a multi-task model never validates on a video it trained on)
+    every = sorted(set(store.videos(split="train")) | set(store.videos(split="val")) | set(pool))
+    groups = assign_groups({v: store.source(v) for v in every},
+                           {v: store.num_frames(v) for v in every})
     return ([v for v in pool if groups[v] != fold - 1], [v for v in pool if groups[v] == fold - 1])

@@ -1,6 +1,7 @@
 """TCN -> Transformer encoder -> MLP, giving one output vector per frame.
 
-Reads like the paper's figure: ``g = TCN(f)``, ``h = TransformerEncoder(g)``, ``y = MLP(h)``.
+Reads like the paper's figure: ``g = TCN(f)`` (``f`` standardised per dimension with the
+training frames' statistics, ``FeatureNorm``), ``h = TransformerEncoder(g)``, ``y = MLP(h)``.
 A switched-off stage (``--no-tcn`` / ``--no-transformer``) is replaced by an identity (plus a
 linear projection when the widths differ), so ``forward`` has no flags and every other parameter
 keeps its name and shape.
@@ -15,8 +16,44 @@ from torch import nn
 
 from seqtrain.config import ModelConfig
 
-__all__ = ["TemporalBlock", "TCN", "TransformerStage", "IdentityStage", "SeqModel",
+__all__ = ["FeatureNorm", "TemporalBlock", "TCN", "TransformerStage", "IdentityStage", "SeqModel",
            "sinusoidal_positions"]
+
+
+class FeatureNorm(nn.Module):
+    """Per-dimension standardisation of the input features with the TRAINING frames' statistics.
+
+    Frame encoders give features of any offset and scale (a weakly trained MAE gives dimensions
+    that sit near a constant with a variance of 1e-4 around it); unscaled, the signal drowns
+    under the offset and the network's first layers never see it, while a linear probe on
+    standardised features reads it at once. ``fit`` sets the buffers (saved with the weights, so a
+    checkpoint standardises exactly as in training); x: (..., D) -> (..., D).
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    @torch.no_grad()
+    def fit(self, arrays) -> None:
+        """Set mean and std from an iterable of (n_i, D) arrays (streamed in float64)."""
+        count, total, squares = 0, 0.0, 0.0
+        for a in arrays:
+            a = torch.as_tensor(a, dtype=torch.float64)  # (n_i, D)
+            count += a.shape[0]
+            total = total + a.sum(0)
+            squares = squares + (a * a).sum(0)
+        if count == 0:
+            raise ValueError("FeatureNorm.fit needs at least one frame")
+        mean = total / count
+        std = (squares / count - mean * mean).clamp(min=0.0).sqrt()
+        std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant dims pass unscaled
+        self.mean.copy_(mean.float())
+        self.std.copy_(std.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
 
 
 class TemporalBlock(nn.Module):
@@ -107,6 +144,7 @@ class SeqModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        self.input_norm = FeatureNorm(cfg.in_dim)
         tcn_out = cfg.tcn_channels[-1]
         self.tcn = TCN(cfg.in_dim, cfg) if cfg.use_tcn else IdentityStage(cfg.in_dim, tcn_out)
         self.transformer = (TransformerStage(tcn_out, cfg) if cfg.use_transformer
@@ -120,6 +158,6 @@ class SeqModel(nn.Module):
         )
 
     def forward(self, feats: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        g = self.tcn(feats, pad)  # (B, T, C)
+        g = self.tcn(self.input_norm(feats), pad)  # (B, T, C)
         h = self.transformer(g, pad)  # (B, T, d_model)
         return self.head(h)  # (B, T, out_dim)

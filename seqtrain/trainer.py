@@ -84,7 +84,9 @@ def _save_example(path: Path, task, video: VideoSeq, frames: np.ndarray) -> None
 def _setup(cfg: FitConfig, train: Sequence[VideoSeq]):
     torch.manual_seed(cfg.seed)
     task = get_task(cfg.task)
-    model = SeqModel(cfg.model(train[0].feats.shape[1], task.out_dim)).to(cfg.device)
+    model = SeqModel(cfg.model(train[0].feats.shape[1], task.out_dim))
+    model.input_norm.fit(v.feats for v in train)  # standardise inputs with training statistics
+    model = model.to(cfg.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ds = WindowDataset(train, cfg.window, cfg.stride, jitter=cfg.jitter, seed=cfg.seed)
     sampler = EpochShuffle(len(ds), cfg.seed)

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(2400)]
 
 STAGES = ("synth", "scan", "pack", "ingest", "pretrain", "finetune", "extract-mae-pt",
           "extract-mae-ft", "fit-all", "ablation-no-finetune", "ablation-no-tcn",
-          "ablation-no-transformer", "predict")
+          "ablation-no-transformer", "probe", "predict")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_every_artefact_exists(demo_run):
             metrics = json.loads((run / f"seqtrain/main/{task}/fold{fold}/metrics.json").read_text())
             assert metrics["task"] == task and metrics["fold"] == fold
             assert (run / f"seqtrain/main/{task}/fold{fold}/curve.png").is_file()
-        for ablation in ("no-finetune", "no-tcn", "no-transformer"):
+        for ablation in ("no-finetune", "no-tcn", "no-transformer", "probe-mae-ft", "probe-mae-pt"):
             assert (run / f"seqtrain/{ablation}/{task}/fold0/metrics.json").is_file()
     store = featurestore.open(run / "store.zarr")
     assert set(store.feature_sets()) >= {"mae-pt", "mae-ft"}

@@ -57,15 +57,15 @@ def test_loss_ignores_visible_patches_only():
         loss, pred, mask = model(imgs, generator=gen)
         visible = int((mask[0] == 0).nonzero()[0])
         masked = int((mask[0] == 1).nonzero()[0])
-        target = patchify(imgs, 16)
+        target = patchify(imgs, cfg.patch_size)
         t_vis = target.clone()
         t_vis[0, visible] += 5.0
         t_mask = target.clone()
         t_mask[0, masked] += 5.0
         base = model.forward_loss(imgs, pred, mask)
         assert torch.allclose(base, loss)
-        assert torch.allclose(model.forward_loss(unpatchify(t_vis, 16, 3), pred, mask), base)
-        assert not torch.allclose(model.forward_loss(unpatchify(t_mask, 16, 3), pred, mask), base)
+        assert torch.allclose(model.forward_loss(unpatchify(t_vis, cfg.patch_size, 3), pred, mask), base)
+        assert not torch.allclose(model.forward_loss(unpatchify(t_mask, cfg.patch_size, 3), pred, mask), base)
 
 
 def test_norm_pix_loss_normalises_targets():
@@ -87,7 +87,8 @@ def test_sincos_positions_are_distinct_and_bounded():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_build_and_embed(name):
     cfg = PRESETS[name]
-    assert cfg.patch_size == 16 and cfg.mask_ratio == 0.75 and cfg.img_size == 112
+    assert cfg.patch_size == (8 if name == "tiny_p8" else 16)
+    assert cfg.mask_ratio == 0.75 and cfg.img_size == 112
     if name == "vit_base":
         assert (cfg.embed_dim, cfg.depth, cfg.num_heads) == (768, 12, 12)
         assert (cfg.decoder_embed_dim, cfg.decoder_depth, cfg.decoder_num_heads) == (512, 8, 16)

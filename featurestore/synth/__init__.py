@@ -54,6 +54,12 @@ class SynthConfig:
     missing_face_rate: float = 0.03
     invalid_label_rate: float = 0.02
     pair_fraction: float = 0.25
+    # temporal structure (featurestore.synth.temporal); 0 switches a phenomenon off, and all four
+    # at 0 give exactly the dataset of the generator without them
+    lag: float = 1.0  # VA labels trail the face by lag * U(0.5, 1.5) s per video
+    bursts: float = 0.05  # share of frames in occlusion / blur / turned-away bursts
+    motion_arousal: float = 0.5  # share of arousal shown as head speed instead of in the face
+    expr_ramp: float = 1.0  # expression onset / offset lengths: expr_ramp * U(0.2, 0.6) s
 
     def __post_init__(self) -> None:
         if self.test_videos is None:
@@ -64,7 +70,9 @@ class SynthConfig:
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
                 raise ValueError(f"SynthConfig.{name} must be an integer >= {low}, got {value!r}")
         rates = {"val_fraction": (0.0, 1.0, False), "missing_face_rate": (0.0, 0.5, True),
-                 "invalid_label_rate": (0.0, 0.5, True), "pair_fraction": (0.0, 1.0, True)}
+                 "invalid_label_rate": (0.0, 0.5, True), "pair_fraction": (0.0, 1.0, True),
+                 "lag": (0.0, 3.0, True), "bursts": (0.0, 0.5, True),
+                 "motion_arousal": (0.0, 1.0, True), "expr_ramp": (0.0, 3.0, True)}
         for name, (lo, hi, lo_ok) in rates.items():
             value = getattr(self, name)
             if not isinstance(value, int | float) or not (lo <= value < hi or value == hi == 1.0):

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 # AU order of the Aff-Wild2 annotation files (featurestore.affwild2.AU_NAMES).
 AU1, AU2, AU4, AU6, AU7, AU10, AU12, AU15, AU23, AU24, AU25, AU26 = range(12)
@@ -69,6 +69,8 @@ class FaceParams:
     contrast: float = 50.0  # target grey std
     noise: float = 6.0  # per-pixel Gaussian noise std
     size: int = 112
+    expr_strength: float = 1.0  # 0..1: how far the expression has risen (onset / offset)
+    burst: int = 0  # 0 none, 1 occluder over the face, 2 strong blur, 3 head turned away
 
 
 def _colour(rng: np.random.Generator, lo: int, hi: int) -> tuple[int, int, int]:
@@ -128,7 +130,7 @@ def _curve(p0: tuple, mid: tuple, p1: tuple, n: int = 9) -> np.ndarray:
 def _effective_au(p: FaceParams) -> np.ndarray:
     au = np.clip(np.asarray(p.au, np.float64), 0.0, 1.0)  # (12,)
     for k, boost in _EXPR_AU_BOOST.get(p.expr, {}).items():
-        au[k] += boost
+        au[k] += boost * p.expr_strength
     return np.clip(au, 0.0, 1.3)
 
 
@@ -162,7 +164,7 @@ def face_shapes(p: FaceParams) -> list[tuple[str, np.ndarray, tuple, int]]:
 
 def _eyes_and_brows(p: FaceParams, au: np.ndarray, cx: float, cy: float, dark: tuple) -> list:
     idt, v, a = p.identity, float(p.valence), float(p.arousal)
-    wide = 0.5 if p.expr in (FEAR, SURPRISE) else 0.0
+    wide = 0.5 * p.expr_strength if p.expr in (FEAR, SURPRISE) else 0.0
     ey = cy - 8 + idt.eye_dy
     eh = 3.4 * (1 + 0.6 * a + wide) * (1 - 0.35 * au[AU6] - 0.3 * au[AU7])
     eh = max(eh, 0.7)
@@ -184,7 +186,7 @@ def _eyes_and_brows(p: FaceParams, au: np.ndarray, cx: float, cy: float, dark: t
                  by + 3.5 * au[AU4] - 4 * au[AU1] - 3.0 * a)
         outer = (cx + side * (idt.eye_dx + 7), by - 4 * au[AU2] - 3.0 * a + 1.5 * au[AU4])
         mid = ((inner[0] + outer[0]) / 2, (inner[1] + outer[1]) / 2 - 1.5 - 1.5 * au[AU2])
-        width = idt.brow_width + (1 if p.expr == ANGER else 0)
+        width = idt.brow_width + (1 if p.expr == ANGER and p.expr_strength > 0.5 else 0)
         out.append(("line", _curve(inner, mid, outer, 5), p.identity.hair, width))
     if au[AU4] > 0.3:  # frown lines between the brows
         for dx in (-2.0, 2.0):
@@ -197,15 +199,15 @@ def _mouth_and_nose(p: FaceParams, au: np.ndarray, v: float, a: float, cx: float
     idt = p.identity
     ny = cy + 9
     out: list = [("line", np.array([[cx, cy - 4], [cx - 2.5, ny], [cx + 2.5, ny]]), dark, 1)]
-    if au[AU10] > 0.3 or p.expr == DISGUST:  # nose wrinkle
+    if au[AU10] > 0.3 or (p.expr == DISGUST and p.expr_strength > 0.5):  # nose wrinkle
         for side in (-1.0, 1.0):
             out.append(("line", np.array([[cx + side * 2, cy - 1], [cx + side * 5, cy + 2]]), dark, 1))
     my = cy + 22 + 2 * au[AU26]
     mw = idt.mouth_w * (1 + 0.3 * au[AU12] + 0.1 * max(v, 0) - 0.2 * au[AU23] - 0.15 * au[AU24])
     if p.expr == SURPRISE:
-        mw *= 0.8
+        mw *= 1.0 - 0.2 * p.expr_strength
     lift = 7.0 * v + 4.0 * au[AU12] - 4.5 * au[AU15]
-    asym = 3.0 if p.expr == OTHER else 0.0
+    asym = 3.0 * p.expr_strength if p.expr == OTHER else 0.0
     left, right = (cx - mw, my - lift), (cx + mw, my - lift - asym)
     opening = float(np.clip(3.0 * max(a, 0) + 3 * au[AU25] + 5 * au[AU26] - 1.5 * au[AU24], 0, 14))
     lip = max(2.6 * (1 - 0.45 * au[AU23] - 0.45 * au[AU24]), 0.8)
@@ -236,13 +238,34 @@ def _pose_matrix(pose: tuple[float, float, float, float], px: int) -> np.ndarray
                      [s, c, (oy + dy) * k - s * ox - c * oy]])
 
 
+def _occluder(p: FaceParams) -> list:
+    """A hand in front of the face: covers eyes, nose and mouth."""
+    hand = tuple(int(c) for c in np.array(p.identity.skin, float) * 0.9 + 12)
+    palm = _ellipse(56.0, 66.0, 33.0, 28.0, 24)
+    fingers = [("poly", _ellipse(56.0 + dx, 40.0, 6.0, 12.0, 12), hand, 0) for dx in (-18, -6, 6, 18)]
+    return [("poly", palm, hand, 0), *fingers]
+
+
+def _turned_away(p: FaceParams) -> list:
+    """The back of the head: neck, a hair-coloured head and one ear; no facial feature."""
+    idt, cx, cy = p.identity, 56.0, 58.0
+    skin = tuple(int(c) for c in np.array(idt.skin, float) * 0.8)
+    return [("poly", np.array([[cx - 13, cy + 25], [cx + 13, cy + 25], [cx + 16, 122],
+                               [cx - 16, 122]]), skin, 0),
+            ("poly", _ellipse(cx + 33, cy, 5, 9, 12), idt.skin, 0),
+            ("poly", _ellipse(cx, cy - 2, idt.face_rx + 2, idt.face_ry + 1, 28), idt.hair, 0)]
+
+
 def draw_face(params: FaceParams, rng: np.random.Generator) -> np.ndarray:
     """Draw one frame: returns (size, size, 3) uint8 RGB. ``rng`` supplies the pixel noise only."""
     px = params.size * _SS
     img = _background(params.identity, px).copy()
     draw = ImageDraw.Draw(img)
     m = _pose_matrix(params.pose, px)
-    for kind, pts, colour, width in face_shapes(params):
+    shapes = _turned_away(params) if params.burst == 3 else face_shapes(params)
+    if params.burst == 1:
+        shapes = shapes + _occluder(params)
+    for kind, pts, colour, width in shapes:
         xy = pts @ m[:, :2].T + m[:, 2]  # (k, 2) pixels
         flat = [tuple(q) for q in xy.tolist()]
         if kind == "poly":
@@ -251,6 +274,8 @@ def draw_face(params: FaceParams, rng: np.random.Generator) -> np.ndarray:
         else:
             draw.line(flat, fill=tuple(colour), width=max(1, int(width * _SS)))
     img = img.resize((params.size, params.size), Image.Resampling.BOX)
+    if params.burst == 2:  # motion / focus blur: only the coarse layout survives
+        img = img.filter(ImageFilter.GaussianBlur(radius=6.0 * params.size / _CANVAS))
     arr = np.asarray(img, dtype=np.float32)  # (H, W, 3)
     return _light_and_noise(arr, params, rng)
 

@@ -18,6 +18,7 @@ from PIL import Image
 from featurestore import abaw
 from featurestore.abaw import AU_NAMES, EXPR_CLASSES, TASKS  # noqa: F401  (used by synth)
 from featurestore.synth.faces import OTHER, FaceParams, draw_face, random_identity
+from featurestore.synth.temporal import lag_frames, lag_labels, temporal_effects
 from featurestore.synth.timeline import Timeline, gap_runs, label_timeline, smooth, static_state
 
 if TYPE_CHECKING:
@@ -140,7 +141,9 @@ def intended_video(cfg: SynthConfig, plan: VideoPlan) -> IntendedVideo:
     if not present.any():
         present[n // 2] = True
     invalid = {t: gap_runs(rng, n, cfg.invalid_label_rate, max_len=8) for t in TASKS}
-    va = np.round(np.stack([timeline.valence, timeline.arousal], 1), 6).astype(np.float32)
+    lag = lag_frames(cfg.seed, plan.index, cfg.lag)  # raters trail the face
+    va = np.round(lag_labels(np.stack([timeline.valence, timeline.arousal], 1), lag), 6)
+    va = va.astype(np.float32)
     va[invalid["va"]] = -5.0
     expr = timeline.expr.copy()
     expr[invalid["expr"]] = -1
@@ -152,14 +155,17 @@ def intended_video(cfg: SynthConfig, plan: VideoPlan) -> IntendedVideo:
 
 
 def frame_params(cfg: SynthConfig, iv: IntendedVideo) -> list[FaceParams]:
-    """The drawing parameters of every frame (AUs eased over ~2 frames)."""
+    """The drawing parameters of every frame (AUs eased over ~2 frames; temporal effects of
+    ``featurestore.synth.temporal`` applied: arousal partly as motion, expression ramps, bursts)."""
     tl = iv.timeline
     ident = random_identity(np.random.default_rng([cfg.seed, 2, iv.plan.index]))
     noise = float(np.random.default_rng([cfg.seed, 2, iv.plan.index, 1]).uniform(4, 10))
     au_soft = smooth(tl.au.astype(np.float64), 1.0)  # (n, 12)
-    return [FaceParams(ident, float(tl.valence[i]), float(tl.arousal[i]), tuple(au_soft[i]),
-                       int(tl.expr[i]), tuple(tl.pose[i]), tuple(tl.light[i]),
-                       float(tl.brightness[i]), float(tl.contrast[i]), noise, cfg.size)
+    te = temporal_effects(cfg, iv.plan.index, tl.arousal, tl.expr, tl.pose)
+    return [FaceParams(ident, float(tl.valence[i]), float(te.drawn_arousal[i]), tuple(au_soft[i]),
+                       int(tl.expr[i]), tuple(te.pose[i]), tuple(tl.light[i]),
+                       float(tl.brightness[i]), float(tl.contrast[i]), noise, cfg.size,
+                       float(te.expr_strength[i]), int(te.burst[i]))
             for i in range(len(tl.expr))]
 
 
