@@ -4,7 +4,7 @@
 
 Baseline, measured in the same run: PIL (``featurestore.frames.decode_jpeg``, what the project
 used before). Each decoder of ``encoders.jpeg`` that loads here decodes every frame once per
-round; rounds are interleaved (PIL, simplejpeg, ..., PIL, ...) and the median per decoder is
+round; rounds are interleaved finely (chunks of 50 frames, every decoder in turn, rotating order) and the median per decoder is
 printed with its ratio to PIL, the max |pixel difference| to PIL, and the load average.
 ``--size`` also times DCT-domain reduction (``reduce=True``) for a model input of that size.
 """
@@ -62,13 +62,20 @@ def main() -> None:
     shape = ref[0].shape
     times = {k: [] for k in decoders}
     loads = []
-    for _ in range(args.rounds):
+    names = list(decoders)
+    step = 50  # fine interleaving: every decoder sees the same load, chunk by chunk
+    for r in range(args.rounds):
         loads.append(os.getloadavg()[0])
-        for name, dec in decoders.items():
-            size = args.size if "reduce" in name else None
-            t0 = time.perf_counter()
-            dec.decode(blobs, wheres, size)
-            times[name].append(time.perf_counter() - t0)
+        spent = dict.fromkeys(names, 0.0)
+        for c, i in enumerate(range(0, len(blobs), step)):
+            order = names[(r + c) % len(names):] + names[:(r + c) % len(names)]  # rotate
+            for name in order:
+                size = args.size if "reduce" in name else None
+                t0 = time.perf_counter()
+                decoders[name].decode(blobs[i:i + step], wheres[i:i + step], size)
+                spent[name] += time.perf_counter() - t0
+        for name in names:
+            times[name].append(spent[name])
     base = float(np.median(times["pil"]))
     print(f"{len(blobs)} synthetic crops {shape}, mean {np.mean([len(b) for b in blobs]):.0f} "
           f"bytes, {args.rounds} interleaved rounds (medians), 1 thread, load average "

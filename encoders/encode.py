@@ -1,8 +1,10 @@
 """Batch frame encoder for feature extraction.
 
 :class:`FrameEncoder` loads a pretrained MAE or a fine-tuned classifier checkpoint and turns the
-jpgs of a video into one pooled embedding per frame. JPEG decoding (PIL releases the GIL) runs in
-a thread pool one batch ahead of the model forward, so decoding and encoding overlap.
+jpgs of a video into one pooled embedding per frame. Reading, JPEG decoding (the fastest decoder
+of :mod:`encoders.jpeg`) and preprocessing of the next batches run on decode threads while the
+model encodes the current one (:mod:`encoders.pipeline`); on CUDA the batch goes through pinned
+memory and a non-blocking copy (or is decoded on the GPU by nvjpeg) and the forward runs in bf16.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import torch
 
 from encoders.checkpoint import WEIGHTS, CheckpointError, load_checkpoint, read_config
 from encoders.data import to_model_input
+from encoders.jpeg import make_decoder
+from encoders.pipeline import BatchPipeline
 from encoders.presets import MAEConfig
 
 log = logging.getLogger(__name__)
@@ -64,20 +67,33 @@ class FrameEncoder:
     features out: (n, D) float32, D = ``self.dim``: the mean of the encoder's normed patch
     tokens without masking (the same for both stages; a fine-tuned head is not used).
 
-    ``decode_workers`` threads decode and preprocess the next batch during the forward;
+    ``decode_workers`` threads read, decode and preprocess the next batches during the forward
+    (default: 1 on CPU, where torch's threads own the cores; on CUDA the process's torch thread
+    count, i.e. the actor's CPU share). ``decoder``: a name of :data:`encoders.jpeg.ORDER` or
+    "auto" (the fastest installed). ``gpu_decode`` (default: on for CUDA) decodes with
+    ``torchvision.io.decode_jpeg`` onto the device (nvjpeg), whatever ``decoder`` says for the
+    CPU fallback; ``stage_u8`` ships uint8 and normalises on the device (default: CUDA only).
+    Both also run on CPU, which is how the tests exercise the CUDA code path.
     ``dtype`` is the autocast dtype (default bf16 on CUDA, none on CPU).
     """
 
     def __init__(self, checkpoint_dir: str | os.PathLike, device: str = "cpu",
-                 batch_size: int = 64, decode_workers: int = 2, dtype: torch.dtype | None = None):
+                 batch_size: int = 64, decode_workers: int | None = None,
+                 dtype: torch.dtype | None = None, decoder: str = "auto",
+                 gpu_decode: bool | None = None, stage_u8: bool | None = None):  # fmt: skip
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size!r}")
-        if decode_workers <= 0:
+        if decode_workers is not None and decode_workers <= 0:
             raise ValueError(f"decode_workers must be > 0, got {decode_workers!r}")
         self.checkpoint_dir = Path(checkpoint_dir)
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.decode_workers = decode_workers
+        cuda = self.device.type == "cuda"
+        self.decode_workers = decode_workers or (max(1, torch.get_num_threads()) if cuda else 1)
+        self.decoder = make_decoder(decoder)
+        self.gpu_decode = cuda if gpu_decode is None else bool(gpu_decode)
+        self.device_decoder = make_decoder("torchvision") if self.gpu_decode else None
+        self.stage_u8 = stage_u8  # None: uint8 staging + device-side normalisation on CUDA only
         self.model, self.cfg, self.meta = load_checkpoint(self.checkpoint_dir, self.device)
         # autocast dtype: bf16 on CUDA by default, full float32 on CPU unless asked
         self.autocast_dtype = dtype if dtype is not None else (
@@ -113,39 +129,59 @@ class FrameEncoder:
                for i in range(0, len(images), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
-    def _prepare(self, blobs: list[bytes], names: list[str]) -> torch.Tensor:
-        """Decode + preprocess JPEGs (runs in the pool) -> (b, 3, S, S)."""
-        from featurestore.frames import decode_jpeg
+    def _read(self, frames, video: str):
+        def read(numbers: np.ndarray) -> tuple[list[bytes], list[str]]:
+            return ([frames.read_bytes(video, int(n)) for n in numbers],
+                    [f"{video}/{int(n):05d}.jpg" for n in numbers])  # fmt: skip
 
-        images = [decode_jpeg(b, where=n) for b, n in zip(blobs, names, strict=True)]
-        return to_model_input(images, self.cfg.img_size)
+        return read
 
     def encode_video(self, frames, video: str) -> np.ndarray:
         """Features of every jpg of ``video`` in ``frames`` (a FrameSource), in frame order.
 
-        Returns (n_present, D) float32, n_present = len(frames.frame_numbers(video)). The next
-        batch is decoded and preprocessed by ``decode_workers`` threads (one slice each) while
-        the model encodes the current one.
+        Returns (n_present, D) float32, n_present = len(frames.frame_numbers(video)). Batches are
+        read, decoded and preprocessed ahead by ``decode_workers`` threads (one batch per task)
+        while the model encodes the current one; on CUDA the result of batch k is fetched only
+        after batch k+1 is queued, so the GPU never waits for the host.
         """
         numbers = np.asarray(frames.frame_numbers(video))
-        batches = [numbers[i:i + self.batch_size] for i in range(0, len(numbers), self.batch_size)]
-        if not batches:
-            return np.zeros((0, self.dim), np.float32)
+        out = np.empty((len(numbers), self.dim), np.float32)  # (n, D), filled in place
+        pipe = BatchPipeline(self.decoder, self.cfg.img_size, self.device, self.decode_workers,
+                             self.device_decoder, self.stage_u8)  # fmt: skip
+        row, held = 0, None  # held: (row, device result) of the batch still in flight
+        for x in pipe.batches(self._read(frames, video), numbers, self.batch_size):
+            res = self._forward_async(x)  # (B, D) on the device
+            if held is not None:
+                row = self._collect(out, *held)
+            held = (row, res)
+        if held is not None:
+            self._collect(out, *held)
+        return out
 
-        def submit(pool: ThreadPoolExecutor, batch: np.ndarray) -> list[Future]:
-            # LMDB / file reads stay on this thread (fast); decoding goes to the pool
-            blobs = [frames.read_bytes(video, int(n)) for n in batch]
-            names = [f"{video}/{int(n):05d}.jpg" for n in batch]
-            k = -(-len(batch) // self.decode_workers)
-            return [pool.submit(self._prepare, blobs[i:i + k], names[i:i + k])
-                    for i in range(0, len(batch), k)]
+    @torch.inference_mode()
+    def _forward_async(self, x: torch.Tensor):
+        """(B, 3, S, S) on the device -> ((B, D) float32 host tensor, CUDA event or None).
 
-        out = []
-        with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="decode") as pool:
-            pending = submit(pool, batches[0])
-            for k in range(len(batches)):
-                x = torch.cat([f.result() for f in pending])  # (B, 3, S, S)
-                if k + 1 < len(batches):
-                    pending = submit(pool, batches[k + 1])  # prepare ahead while the model runs
-                out.append(self._forward(x))  # (B, D)
-        return np.concatenate(out)
+        On CUDA the forward and the copy back into pinned memory are only queued: the host waits
+        for the event of batch k-1 (which precedes batch k on the stream) while k computes.
+        """
+        if self.autocast_dtype is not None:
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+                res = self.model.embed(x).float()  # (B, D)
+        else:
+            res = self.model.embed(x)  # (B, D)
+        if self.device.type != "cuda":
+            return res, None
+        host = torch.empty(res.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(res, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return host, done
+
+    @staticmethod
+    def _collect(out: np.ndarray, row: int, res) -> int:
+        host, done = res
+        if done is not None:
+            done.synchronize()
+        out[row:row + len(host)] = host.numpy()
+        return row + len(host)

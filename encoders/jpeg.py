@@ -4,9 +4,9 @@ Every decoder turns a list of JPEG blobs into a list of (H, W, 3) uint8 RGB arra
 :class:`featurestore.errors.DataFormatError` naming the frame for empty, non-JPEG or truncated
 data. Measured side by side on the same 112x112 crops (``bench/bench_decode.py``, BENCHMARKS.md):
 
-- ``simplejpeg`` (libjpeg-turbo bundled in its wheel; the default when installed),
-- ``turbojpeg`` (PyTurboJPEG 1.x over the system's ``libturbojpeg``; optional),
+- ``simplejpeg`` (libjpeg-turbo bundled in its wheel; the fastest here, ~2x PIL, the default),
 - ``torchvision`` (``torchvision.io.decode_jpeg`` on a list, the same call decodes on CUDA),
+- ``turbojpeg`` (PyTurboJPEG 1.x over the system's ``libturbojpeg``; optional, not a dependency),
 - ``pil`` (Pillow; always there, and the per-image fallback of the others: a blob a fast decoder
   rejects, e.g. a CMYK JPEG, is decoded by PIL, so every decoder accepts what PIL accepts).
 
@@ -14,13 +14,14 @@ Pixel tolerance: all four run libjpeg(-turbo)'s accurate integer DCT with fancy 
 the synthetic crops they give identical pixels (max |difference| 0, checked by
 ``tests/test_jpeg.py``); ``TOLERANCE`` keeps a documented bound of 2 grey levels for other
 libjpeg builds. ``reduce=True`` (off by default) lets a decoder scale by 1/2, 1/4 or 1/8 in the
-DCT domain when the target size is at most half the crop: faster, but the pixels differ from a
+DCT domain (simplejpeg also M/8) when the target size is smaller than the crop: faster, but the pixels differ from a
 full decode + antialiased resize by more than this tolerance, so features would change.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from functools import cache
 
@@ -32,7 +33,7 @@ from featurestore.frames import is_jpeg
 
 log = logging.getLogger(__name__)
 
-ORDER = ("simplejpeg", "turbojpeg", "torchvision", "pil")  # fastest first (BENCHMARKS.md)
+ORDER = ("simplejpeg", "torchvision", "turbojpeg", "pil")  # fastest first here (BENCHMARKS.md)
 TOLERANCE = 2  # max |pixel difference| to PIL allowed for any decoder at full scale (uint8 levels)
 
 
@@ -164,6 +165,9 @@ class TorchvisionDecoder(_FastDecoder):
         import torchvision.io as tvio
 
         super().__init__(False)  # no DCT scaling in torchvision
+        # torchvision 0.29 deprecates its image codecs in favour of TorchCodec; they still work
+        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities",
+                                category=DeprecationWarning)  # fmt: skip
         self._torch, self._io = torch, tvio
 
     def _fast(self, data: bytes, size: int | None) -> np.ndarray:

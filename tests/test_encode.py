@@ -7,6 +7,7 @@ import torch
 from encoders.checkpoint import checkpoint_sha256, save_checkpoint
 from encoders.data import to_model_input
 from encoders.encode import FrameEncoder
+from encoders.jpeg import TOLERANCE, make_decoder
 from encoders.mae import ExprClassifier, MaskedAutoencoder
 from encoders.presets import get_preset
 from featurestore.errors import DataFormatError
@@ -33,8 +34,25 @@ def checkpoint(request, tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("ck"), model, cfg), model.eval()
 
 
+def _usable(name):
+    try:
+        make_decoder(name)
+    except ValueError as err:
+        pytest.skip(f"{name}: {err}")  # PyTurboJPEG needs libturbojpeg: optional
+    return name
+
+
+# every decoder, plus the CUDA code path run on CPU (torchvision device decode; uint8 staging
+# with normalisation after the "copy"), with 1 and 2 decode threads
+PATHS = [("pil", {}), ("simplejpeg", {}), ("turbojpeg", {}), ("torchvision", {}),
+         ("auto", {"gpu_decode": True}), ("auto", {"stage_u8": True, "decode_workers": 1})]
+
+
+@pytest.mark.parametrize("decoder,extra", PATHS, ids=[f"{d}-{'-'.join(e) or 'cpu'}" for d, e in PATHS])
 @pytest.mark.parametrize("source", ["tree", "lmdb"])
-def test_encode_video_equals_direct_embed(synth_root, checkpoint, source, tmp_path):
+def test_encode_video_equals_direct_embed(synth_root, checkpoint, source, decoder, extra, tmp_path):
+    """Features equal a direct forward on PIL-decoded frames, for every decoder: each one is
+    within ``encoders.jpeg.TOLERANCE`` grey levels of PIL, and on these crops exactly equal."""
     ck_dir, model = checkpoint
     if source == "lmdb":
         pack_frames(synth_root, tmp_path / "pack", progress=False)
@@ -43,10 +61,16 @@ def test_encode_video_equals_direct_embed(synth_root, checkpoint, source, tmp_pa
         frames = open_frames(synth_root)
     video = max(frames.videos(), key=lambda v: len(frames.frame_numbers(v)))
     numbers = frames.frame_numbers(video)
-    enc = FrameEncoder(ck_dir, batch_size=7, decode_workers=2)  # several batches + a tail
-    feats = enc.encode_video(frames, video)
+    enc = FrameEncoder(ck_dir, batch_size=7, decode_workers=extra.get("decode_workers", 2),
+                       decoder=decoder if decoder == "auto" else _usable(decoder),
+                       gpu_decode=extra.get("gpu_decode"), stage_u8=extra.get("stage_u8"))
+    feats = enc.encode_video(frames, video)  # several batches of 7 + a tail, resized 48 -> 32
     assert feats.dtype == np.float32 and feats.shape == (len(numbers), enc.dim)
     images = [decode_jpeg(frames.read_bytes(video, int(n))) for n in numbers]
+    blobs = [frames.read_bytes(video, int(n)) for n in numbers]
+    mine = enc.decoder.decode(blobs, [str(n) for n in numbers])
+    worst = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(mine, images, strict=True))
+    assert worst <= TOLERANCE
     with torch.no_grad():
         direct = model.embed(to_model_input(images, 32)).numpy()
     np.testing.assert_allclose(feats, direct, rtol=1e-5, atol=1e-5)
