@@ -163,10 +163,19 @@ class ExprFrames(Dataset):
         self.transform = transform
         self.videos, self.video_idx, self.numbers, self.labels = expr_frame_index(
             root, split, max_frames_per_video, seed)
-        self._source = None
+        self._source = self._decoder = None
 
-    def __getstate__(self):
-        return dict(self.__dict__, _source=None)  # each worker opens its own FrameSource
+    def __getstate__(self):  # each worker opens its own FrameSource and decoder
+        return dict(self.__dict__, _source=None, _decoder=None)
+
+    @property
+    def decoder(self):
+        """The fastest installed JPEG decoder (:mod:`encoders.jpeg`; PIL as the fallback)."""
+        if self._decoder is None:
+            from encoders.jpeg import make_decoder
+
+            self._decoder = make_decoder()
+        return self._decoder
 
     @property
     def source(self):
@@ -180,10 +189,9 @@ class ExprFrames(Dataset):
         return len(self.numbers)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from featurestore.frames import decode_jpeg
-
         video, number = self.videos[self.video_idx[i]], int(self.numbers[i])
-        img = decode_jpeg(self.source.read_bytes(video, number), where=f"{video}/{number:05d}.jpg")
+        img = self.decoder.decode_one(self.source.read_bytes(video, number),
+                                      f"{video}/{number:05d}.jpg")  # (H, W, 3) uint8
         if self.transform is None:
             x = to_model_input([img], self.img_size)[0]  # (3, S, S)
         else:

@@ -31,6 +31,7 @@ from encoders.mae import ExprClassifier
 from encoders.plots import save_curves
 from encoders.presets import PRESETS, MAEConfig, get_preset
 from encoders.training import (
+    DataWait,
     Runtime,
     adamw,
     autocast,
@@ -129,6 +130,7 @@ def make_loaders(cfg: FinetuneConfig, img_size: int, world_size: int):
     train_loader = DataLoader(train, batch_size=per_worker, shuffle=True,
                               drop_last=len(train) >= per_worker, num_workers=cfg.num_workers,
                               persistent_workers=cfg.num_workers > 0,
+                              pin_memory=torch.cuda.is_available(),  # non_blocking copies in the step
                               generator=torch.Generator().manual_seed(cfg.seed))
     val_loader = DataLoader(val, batch_size=per_worker, num_workers=cfg.num_workers)
     return train_loader, val_loader
@@ -176,18 +178,20 @@ def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, val_loader, dev
                       runtime):
     out = Path(cfg.out)
     losses = EpochLosses(trainer)
+    data_wait = DataWait().attach(trainer)
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def _epoch_end(engine: Engine) -> None:
         entry = {"epoch": engine.state.epoch, "loss": losses.take()[0],
-                 "lr": optimizer.param_groups[0]["lr"]}
+                 "lr": optimizer.param_groups[0]["lr"], **data_wait.epoch()}
         net = unwrap(model)
         if runtime.is_main:  # validation on rank 0 over the whole Validation_Set
             entry.update(evaluate(net, val_loader, device))
             net.train()
         track["history"].append(entry)
-        log.info("finetune epoch %d loss %.4f val macro F1 %s", entry["epoch"], entry["loss"],
-                 entry.get("val_macro_f1"))
+        log.info("finetune epoch %d loss %.4f val macro F1 %s, data wait %.1f%% of step time",
+                 entry["epoch"], entry["loss"], entry.get("val_macro_f1"),
+                 100 * entry["data_wait"])  # fmt: skip
         if runtime.report is not None:
             runtime.report(entry)
         if not runtime.is_main:

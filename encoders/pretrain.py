@@ -28,6 +28,7 @@ from encoders.mae import MaskedAutoencoder, patchify, unpatchify
 from encoders.plots import save_curves, save_reconstruction
 from encoders.presets import PRESETS, MAEConfig, get_preset
 from encoders.training import (
+    DataWait,
     Runtime,
     adamw,
     autocast,
@@ -104,6 +105,7 @@ def make_loader(dataset: Dataset, cfg: PretrainConfig, world_size: int) -> DataL
     return DataLoader(dataset, batch_size=per_worker, shuffle=True,
                       drop_last=len(dataset) >= per_worker, num_workers=cfg.num_workers,
                       persistent_workers=cfg.num_workers > 0,
+                      pin_memory=torch.cuda.is_available(),  # non_blocking copies in the step
                       generator=torch.Generator().manual_seed(cfg.seed))
 
 
@@ -144,14 +146,16 @@ def _resume(out: Path, model, optimizer, scheduler, trainer, epochs: int) -> lis
 def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, history, runtime, samples):
     out = Path(cfg.out)
     losses = EpochLosses(trainer)
+    data_wait = DataWait().attach(trainer)
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def _epoch_end(engine: Engine) -> None:
         loss, steps = losses.take()
         entry = {"epoch": engine.state.epoch, "loss": loss,
-                 "lr": optimizer.param_groups[0]["lr"], "steps": steps}
+                 "lr": optimizer.param_groups[0]["lr"], "steps": steps, **data_wait.epoch()}
         history.append(entry)
-        log.info("pretrain epoch %(epoch)d loss %(loss).4f lr %(lr).2e", entry)
+        log.info("pretrain epoch %d loss %.4f lr %.2e, data wait %.1f%% of step time",
+                 entry["epoch"], entry["loss"], entry["lr"], 100 * entry["data_wait"])
         if runtime.report is not None:
             runtime.report(entry)
         if not runtime.is_main:

@@ -63,3 +63,52 @@ def adamw(model: nn.Module, lr: float, weight_decay: float,
 
 def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
+
+
+class DataWait:
+    """Time an ignite trainer spends waiting for batches, as a share of its step time.
+
+    ``attach(trainer)`` times every ``next(loader)`` (GET_BATCH_STARTED -> COMPLETED) and every
+    iteration; :meth:`epoch` gives the data wait over the wall time of the epoch's iterations
+    (wait + step), read and reset at EPOCH_COMPLETED. On CUDA the step's time includes the
+    ``loss.item()`` synchronisation, so it is the GPU's time too.
+    """
+
+    def __init__(self, clock: Callable[[], float] | None = None):
+        import time
+
+        self.clock = clock or time.perf_counter
+        self.wait = self.total = 0.0
+        self.steps = 0
+        self._t_get = self._t_iter = None
+
+    def attach(self, trainer) -> DataWait:
+        from ignite.engine import Events
+
+        trainer.add_event_handler(Events.GET_BATCH_STARTED, self._get_started)
+        trainer.add_event_handler(Events.GET_BATCH_COMPLETED, self._get_completed)
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
+        return self
+
+    def _get_started(self, _engine) -> None:
+        self._t_get = self.clock()
+        if self._t_iter is None:
+            self._t_iter = self._t_get
+
+    def _get_completed(self, _engine) -> None:
+        self.wait += self.clock() - self._t_get
+
+    def _iteration_completed(self, _engine) -> None:
+        now = self.clock()
+        self.total += now - self._t_iter
+        self.steps += 1
+        self._t_iter = None
+
+    def epoch(self) -> dict[str, float]:
+        """{"data_wait": wait / (wait + step), "step_s": mean iteration seconds} since the last
+        call (zeros when nothing ran); resets."""
+        out = {"data_wait": self.wait / self.total if self.total > 0 else 0.0,
+               "step_s": self.total / self.steps if self.steps else 0.0}
+        self.wait = self.total = 0.0
+        self.steps = 0
+        return out

@@ -23,6 +23,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+try:
+    import simplejpeg as _simplejpeg
+except ImportError:  # optional speed-up; PIL decodes everything
+    _simplejpeg = None
+
 from featurestore.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -67,6 +72,11 @@ def _map(label: int, table: Sequence[int]) -> int:
 
 def load_image(path: Path) -> np.ndarray:
     """Decode an image file to (H, W, 3) uint8 RGB; DataFormatError naming the file if unreadable."""
+    if _simplejpeg is not None and Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        try:  # ~2x faster than PIL, same pixels (BENCHMARKS.md, JPEG decoders); PIL on refusal
+            return _simplejpeg.decode_jpeg(Path(path).read_bytes(), colorspace="RGB")
+        except (OSError, ValueError):
+            pass
     try:
         with Image.open(path) as img:
             img.load()
