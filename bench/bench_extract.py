@@ -133,14 +133,25 @@ def no_ray(paths: dict[str, str], batch_size: int, threads: int, name: str, devi
     return sum(r.frames for r in results) / total, spent[0] / total
 
 
+def _local_ray() -> None:
+    """A fresh loopback Ray of this process (never another user's instance on the machine)."""
+    import ray
+
+    from jobs import raylocal
+
+    raylocal._force_loopback()
+    raylocal._private_token()
+    ray.init(address="local", _node_ip_address=raylocal.LOOPBACK, include_dashboard=False,
+             configure_logging=False)  # fmt: skip
+
+
 def job(paths: dict[str, str], batch_size: int) -> dict[str, float]:
     import ray
 
     from jobs.extract import ExtractConfig, cluster_plan, run_extraction
-    from jobs.raylocal import init_ray
 
     t0 = time.perf_counter()
-    init_ray()
+    _local_ray()
     t_ray = time.perf_counter() - t0
     plan = cluster_plan(1)
     stats = run_extraction(ExtractConfig(paths["pack"], paths["ckpt"], paths["store"], "job",

@@ -30,6 +30,7 @@ import click
 from jobs.extract_pool import (
     ActorPlan,
     ExtractStats,
+    InlineBackend,
     VideoResult,
     WorkerDied,
     plan_actors,
@@ -53,6 +54,7 @@ class ExtractConfig:
     address: str | None = None
     every_s: float = 5.0  # progress log period
     max_retries: int = 3  # per video, on dead actors
+    inline_frames: int = 1024  # jobs this small (and actors=None) run in this process, no Ray
 
     def __post_init__(self) -> None:
         for name in ("frames", "checkpoint", "store", "set_name"):
@@ -65,6 +67,8 @@ class ExtractConfig:
             raise ValueError(f"ExtractConfig.batch_size must be >= 1, got {self.batch_size!r}")
         if self.every_s <= 0:
             raise ValueError(f"ExtractConfig.every_s must be > 0, got {self.every_s!r}")
+        if self.inline_frames < 0:
+            raise ValueError(f"ExtractConfig.inline_frames must be >= 0, got {self.inline_frames!r}")
         if self.max_retries < 0:
             raise ValueError(f"ExtractConfig.max_retries must be >= 0, got {self.max_retries!r}")
 
@@ -142,6 +146,17 @@ class RayBackend:
             ray.kill(actor, no_restart=True)
 
 
+def inline_backend(cfg: ExtractConfig) -> InlineBackend:
+    """One in-process :class:`VideoExtractor` (CUDA when this process sees a GPU)."""
+    import torch
+
+    from encoders.video import VideoExtractor
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return InlineBackend(lambda: VideoExtractor(cfg.frames, cfg.checkpoint, cfg.store,
+                                                cfg.set_name, device, batch_size=cfg.batch_size))
+
+
 def cluster_plan(requested: int | None) -> ActorPlan:
     """:func:`plan_actors` over the alive nodes of the connected Ray cluster."""
     import ray
@@ -169,7 +184,12 @@ def todo_videos(cfg: ExtractConfig, store, writer, source_videos: set[str]) -> d
 
 def run_extraction(cfg: ExtractConfig,
                    on_result: Callable[[VideoResult], None] | None = None) -> ExtractStats:  # fmt: skip
-    """Extract the uncommitted videos of ``cfg.set_name`` on the connected (or a local) Ray."""
+    """Extract the uncommitted videos of ``cfg.set_name`` on the connected (or a local) Ray.
+
+    A short job (at most ``cfg.inline_frames`` frames, no ``actors`` asked) runs in this process
+    without starting Ray or an actor: for a few hundred frames their start-up is most of the wall
+    clock (BENCHMARKS.md).
+    """
     import ray
 
     import featurestore
@@ -177,7 +197,6 @@ def run_extraction(cfg: ExtractConfig,
     from featurestore.frames import open_frames
     from jobs.raylocal import init_ray
 
-    init_ray(cfg.address)  # left connected: the caller may run more work on this Ray
     provenance = encoder_provenance(cfg.checkpoint)  # the checkpoint's JSON: width, no model
     store = featurestore.open(cfg.store, mode="a")
     writer = store.create_feature_set(cfg.set_name, provenance["dim"], provenance=provenance)
@@ -186,6 +205,11 @@ def run_extraction(cfg: ExtractConfig,
              cfg.set_name, len(sizes), sum(sizes.values()), len(store.committed(cfg.set_name)))  # fmt: skip
     if not sizes:
         return ExtractStats()
+    if cfg.actors is None and sum(sizes.values()) <= cfg.inline_frames:
+        log.info("short job: extracting in this process (no Ray actor)")
+        return schedule(list(sizes), sizes, inline_backend(cfg), 1, max_retries=cfg.max_retries,
+                        every_s=cfg.every_s, on_result=on_result)  # fmt: skip
+    init_ray(cfg.address)
     plan = cluster_plan(cfg.actors)
     log.info("pool: %d actor(s) x (%.2f CPU, %.2f GPU, %d threads) on %s", plan.count,
              plan.num_cpus, plan.num_gpus, plan.threads, plan.device)  # fmt: skip
@@ -211,12 +235,15 @@ def run_extraction(cfg: ExtractConfig,
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--videos", multiple=True, help="Only these videos (repeatable).")
 @click.option("--address", default=None, help="Ray address (default: RAY_ADDRESS or local).")
+@click.option("--inline-frames", type=int, default=1024, show_default=True,
+              help="Jobs this small run in this process, without Ray (unless --actors).")
 def main(frames: str, checkpoint: str, store: str, set_name: str, actors: int | None,
-         batch_size: int, videos: Sequence[str], address: str | None) -> None:  # fmt: skip
+         batch_size: int, videos: Sequence[str], address: str | None,
+         inline_frames: int) -> None:  # fmt: skip
     """Encode every frame of every video into feature set SET of the store."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = ExtractConfig(frames, checkpoint, store, set_name, actors, batch_size,
-                        tuple(videos) or None, address)  # fmt: skip
+                        tuple(videos) or None, address, inline_frames=inline_frames)  # fmt: skip
     stats = run_extraction(cfg)
     click.echo(f"{len(stats.written)} video(s) written, {stats.frames} frames, "
                f"{stats.frames_per_s:.1f} frames/s")  # fmt: skip

@@ -84,6 +84,39 @@ class Backend(Protocol):
     def result(self, ticket: Hashable) -> VideoResult: ...  # may raise WorkerDied
 
 
+class InlineBackend:
+    """Workers in this process, no Ray: for short jobs, where starting Ray and an actor (a new
+    process importing torch and loading the model) costs more than the work. ``make()`` builds
+    one worker (an object with ``run(video) -> result``); each video runs when submitted."""
+
+    def __init__(self, make: Callable[[], object]):
+        self.make, self.workers, self.done, self._next = make, {}, {}, 0
+
+    def start(self, worker: int) -> None:
+        self.workers[worker] = self.make()
+
+    def replace(self, worker: int) -> None:
+        self.start(worker)
+
+    def submit(self, worker: int, video: str) -> Hashable:
+        self._next += 1
+        try:
+            r = self.workers[worker].run(video)
+            self.done[self._next] = VideoResult(r.video, r.frames, r.seconds, r.written, "", worker)
+        except Exception as err:  # noqa: BLE001  (raised again by result(), as from an actor)
+            self.done[self._next] = err
+        return self._next
+
+    def wait(self, tickets: list[Hashable], timeout: float) -> list[Hashable]:
+        return list(tickets)
+
+    def result(self, ticket: Hashable) -> VideoResult:
+        out = self.done.pop(ticket)
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+
 class Progress:
     """Plain log lines (they show in `ray job logs`) every ``every_s`` seconds and at the end."""
 

@@ -166,6 +166,24 @@ def test_video_extractor_writes_a_direct_forward_once(data):
                                atol=2e-3)  # fmt: skip
 
 
+def test_short_job_runs_in_process_without_ray_and_equals_a_direct_forward(data):
+    import ray
+
+    from jobs.extract import ExtractConfig, run_extraction
+
+    if ray.is_initialized():
+        pytest.skip("a Ray session of another test is open in this process")
+    cfg = ExtractConfig(data["pack"], data["ckpt"], data["store"], "inline", batch_size=6,
+                        inline_frames=10_000)  # fmt: skip
+    stats = run_extraction(cfg)
+    assert not ray.is_initialized()  # no Ray, no actor: the driver did the work
+    assert stats.frames > 0 and {r.worker for r in stats.results} == {0}
+    assert_set_equals_direct(data, "inline")
+    assert run_extraction(cfg).frames == 0  # a rerun resumes: nothing left
+    with pytest.raises(ValueError, match="inline_frames"):
+        ExtractConfig("f", "c", "s", "x", inline_frames=-1)
+
+
 # ---------------------------------------------------------------- the job on Ray
 
 
