@@ -107,7 +107,7 @@ class RawForward:
 
 
 def no_ray(paths: dict[str, str], batch_size: int, threads: int, name: str, device: str,
-           decoder: str, enc) -> tuple[float, float]:  # fmt: skip
+           decoder: str, enc, gpu_decode: bool = False) -> tuple[float, float]:  # fmt: skip
     """(frames/s of VideoExtractor.run over every video, share of its time in store writes)."""
     import featurestore
     from encoders.jpeg import make_decoder
@@ -118,6 +118,8 @@ def no_ray(paths: dict[str, str], batch_size: int, threads: int, name: str, devi
     ex = VideoExtractor(paths["pack"], paths["ckpt"], paths["store"], name, device,
                         batch_size=batch_size, threads=threads)  # fmt: skip
     ex.encoder.decoder = make_decoder(decoder)
+    if not gpu_decode:  # CPU decode threads (on CUDA the default is nvjpeg)
+        ex.encoder.device_decoder = None
     write, spent = ex.writer.write_video, [0.0]
 
     def timed_write(video, feats):
@@ -159,8 +161,13 @@ def job(paths: dict[str, str], batch_size: int) -> dict[str, float]:
     wall = time.perf_counter() - t0
     ray.shutdown()
     busy = sum(r.seconds for r in stats.results)
+    t1 = time.perf_counter()  # the same job, short-job path: in this process, no Ray
+    inline = run_extraction(ExtractConfig(paths["pack"], paths["ckpt"], paths["store"], "inline",
+                                          batch_size=batch_size, inline_frames=10**9))  # fmt: skip
+    inline_wall = time.perf_counter() - t1
     return {"inside": stats.frames / busy, "wall": stats.frames / wall, "threads": plan.threads,
-            "ray_init_s": t_ray, "startup_s": wall - busy, "device": plan.device}  # fmt: skip
+            "ray_init_s": t_ray, "startup_s": wall - busy, "device": plan.device,
+            "inline_wall": inline.frames / inline_wall}  # fmt: skip
 
 
 def main() -> None:
@@ -182,7 +189,7 @@ def main() -> None:
         threads = j["threads"]
         raw = RawForward(paths, args.batch_size, threads, args.device, args.decoder)
         dec = raw.enc.decoder.name
-        rounds = {k: [] for k in ("base", "path", "path_pil", "write", "ceil", "load")}
+        rounds = {k: [] for k in ("base", "path", "path_pil", "path_gpu", "write", "ceil", "load")}
         parts = {"read": [], "decode": [], "preprocess": []}
         for r in range(args.rounds):  # interleaved: base, path, base, pil path, parts
             rounds["load"].append(os.getloadavg()[0])
@@ -194,6 +201,9 @@ def main() -> None:
             b2 = raw()
             rounds["path_pil"].append(no_ray(paths, args.batch_size, threads, f"q{r}",
                                              args.device, "pil", raw.enc)[0])  # fmt: skip
+            if args.device == "cuda":  # nvjpeg decode on the GPU
+                rounds["path_gpu"].append(no_ray(paths, args.batch_size, threads, f"g{r}",
+                                                 args.device, dec, raw.enc, True)[0])  # fmt: skip
             p = raw.parts()
             for k, v in p.items():
                 parts[k].append(v)
@@ -201,7 +211,7 @@ def main() -> None:
             t_fwd = raw.frames / np.mean([b1, b2])
             rounds["ceil"].append(raw.frames / (t_fwd + sum(p.values())))
         rounds["base"].append(raw())
-    med = {k: float(np.median(v)) for k, v in rounds.items()}
+    med = {k: float(np.median(v)) for k, v in rounds.items() if v}
     base, ceil = med["base"], med["ceil"]
     load = rounds["load"]
     print(f"preset {args.preset} on {args.device}, {raw.frames} frames of 112 px, batch "
@@ -214,8 +224,11 @@ def main() -> None:
           + ", ".join(f"{k} {np.median(v):.3f}" for k, v in parts.items()) + ")")
     for name, fps in ((f"VideoExtractor, no Ray ({dec})", med["path"]),
                       ("VideoExtractor, no Ray (pil decoder)", med["path_pil"]),
+                      *([("VideoExtractor, no Ray (nvjpeg on the GPU)", med["path_gpu"])]
+                        if "path_gpu" in med else []),
                       (f"job, 1 Ray actor on {j['device']}, inside the actor", j["inside"]),
-                      ("job, 1 Ray actor, wall incl. Ray/actor start", j["wall"])):  # fmt: skip
+                      ("job, 1 Ray actor, wall incl. Ray/actor start", j["wall"]),
+                      ("job, short-job path (in process, no Ray), wall", j["inline_wall"])):  # fmt: skip
         print(f"{name:<58} {fps:8.1f} frames/s  ratio {fps / base:.2f}  "
               f"of ceiling {fps / ceil:.2f}")
     print(f"store writes: {100 * med['write']:.1f}% of VideoExtractor time; start-up (Ray init "
