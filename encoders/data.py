@@ -40,7 +40,7 @@ def to_model_input(images: np.ndarray | Sequence[np.ndarray], img_size: int) -> 
         x = torch.cat([_resized(img, img_size) for img in images])  # (N, 3, S, S)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std  # (N, 3, S, S)
+    return x.sub_(mean).div_(std)  # (N, 3, S, S); in place: the same values, no extra copies
 
 
 def _resized(img: np.ndarray, img_size: int) -> torch.Tensor:

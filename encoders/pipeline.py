@@ -35,7 +35,7 @@ def normalise_u8(x: torch.Tensor) -> torch.Tensor:
     x = x.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return x.sub_(mean).div_(std)
 
 
 def _gpu_model_input(chw: Sequence[torch.Tensor], size: int) -> torch.Tensor:
