@@ -179,6 +179,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--decoder", default="auto", help="product decoder (encoders.jpeg)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads of the in-process measures (default: the actor's)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -186,7 +188,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         paths = build(Path(tmp), args.preset, args.videos, args.frames)
         j = job(paths, args.batch_size)  # first: its actor's thread count
-        threads = j["threads"]
+        threads = args.threads or j["threads"]
         raw = RawForward(paths, args.batch_size, threads, args.device, args.decoder)
         dec = raw.enc.decoder.name
         rounds = {k: [] for k in ("base", "path", "path_pil", "path_gpu", "write", "ceil", "load")}
@@ -215,7 +217,7 @@ def main() -> None:
     base, ceil = med["base"], med["ceil"]
     load = rounds["load"]
     print(f"preset {args.preset} on {args.device}, {raw.frames} frames of 112 px, batch "
-          f"{args.batch_size}, {threads} torch threads, decoder {dec}, {args.rounds} interleaved "
+          f"{args.batch_size}, {threads} torch threads (the actor: {j['threads']}), decoder {dec}, {args.rounds} interleaved "
           f"rounds (medians), load average {min(load):.1f}-{max(load):.1f}")  # fmt: skip
     print(f"{'baseline: raw encoder forward on in-memory tensors':<58} {base:8.1f} frames/s "
           f"(runs {[round(b) for b in rounds['base']]})")

@@ -11,7 +11,9 @@ loopback-only Ray. A pool of actors (one per GPU, else CPU shares) encodes video
 each actor writes the videos it encoded to the store itself (each video owns whole chunks, so
 parallel writers are safe). Committed videos are skipped, so a rerun resumes; a dead actor is
 replaced and its video redone. Extract ``mae-pt`` and ``mae-ft`` into one store by running the
-job twice with different ``--checkpoint`` / ``--set``.
+job twice with different ``--checkpoint`` / ``--set``. A short job (at most ``--inline-frames``
+frames, 1024 by default, and no ``--actors``) runs in the driver process without Ray: starting
+Ray and an actor would cost more than the work.
 """
 
 from __future__ import annotations
