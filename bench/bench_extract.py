@@ -188,6 +188,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         paths = build(Path(tmp), args.preset, args.videos, args.frames)
         j = job(paths, args.batch_size)  # first: its actor's thread count
+        print(f"job: {j}", flush=True)  # progress: a slow run still shows its parts
         threads = args.threads or j["threads"]
         raw = RawForward(paths, args.batch_size, threads, args.device, args.decoder)
         dec = raw.enc.decoder.name
@@ -212,6 +213,8 @@ def main() -> None:
             rounds["base"] += [b1, b2]
             t_fwd = raw.frames / np.mean([b1, b2])
             rounds["ceil"].append(raw.frames / (t_fwd + sum(p.values())))
+            print(f"round {r}: " + ", ".join(f"{k} {v[-1]:.3g}" for k, v in rounds.items() if v)
+                  + f", parts {p}", flush=True)  # fmt: skip
         rounds["base"].append(raw())
     med = {k: float(np.median(v)) for k, v in rounds.items() if v}
     base, ceil = med["base"], med["ceil"]
