@@ -111,7 +111,7 @@ def no_ray(paths: dict[str, str], batch_size: int, threads: int, name: str, devi
     """(frames/s of VideoExtractor.run over every video, share of its time in store writes)."""
     import featurestore
     from encoders.jpeg import make_decoder
-    from jobs.extract import VideoExtractor
+    from encoders.video import VideoExtractor
 
     store = featurestore.open(paths["store"], "a")
     store.create_feature_set(name, enc.dim, provenance=enc.provenance)
