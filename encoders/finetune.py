@@ -39,6 +39,7 @@ from encoders.training import (
     unwrap,
 )
 from featurestore.atomic import atomic_write_json
+from featurestore.outputs import check_output
 from trainkit.handlers import EpochLosses, attach_progress, attach_tensorboard
 from trainkit.schedule import warmup_cosine_scheduler
 from trainkit.state import engine_state_for_resume, load_train_state, save_train_state
@@ -214,12 +215,14 @@ def finetune(cfg: FinetuneConfig, runtime: Runtime | None = None) -> dict[str, A
     """Fine-tune on Aff-Wild2 EXPR; returns best macro F1/epoch, history and paths."""
     runtime = runtime or Runtime()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output(out, {"--affwild2": cfg.affwild2 or None, "--pretrained": cfg.pretrained,
+                       "--frames": cfg.frames}, what="--out")
     device = resolve_device(runtime.device or cfg.device)
     torch.manual_seed(cfg.seed)
     model, mae_cfg = build_classifier(cfg)
     model = model.to(device)
     train_loader, val_loader = make_loaders(cfg, mae_cfg.img_size, runtime.world_size)
+    out.mkdir(parents=True, exist_ok=True)  # after the inputs were found: a bad one writes nothing
     train_loader = runtime.prepare_loader(train_loader)
     steps = min(len(train_loader), cfg.max_steps or len(train_loader))
     optimizer = adamw(model, cfg.lr, cfg.weight_decay)

@@ -30,6 +30,7 @@ import numpy as np
 from featurestore.errors import DataFormatError
 from featurestore.frames import decode_jpeg as pil_decode
 from featurestore.frames import is_jpeg
+from featurestore.imagelimits import check_jpeg_pixels
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def _check(data: bytes, where: str) -> None:
         raise DataFormatError(where or None, None, "empty JPEG data (0 bytes)")
     if not is_jpeg(data):
         raise DataFormatError(where or None, None, f"not a JPEG (starts with {bytes(data[:4])!r})")
+    check_jpeg_pixels(data, where or None)  # a header claiming gigapixels is never decoded
 
 
 def _reduce_factor(shape: tuple[int, int], size: int | None) -> int:

@@ -36,6 +36,7 @@ from encoders.training import (
     unwrap,
 )
 from featurestore.atomic import atomic_write_json
+from featurestore.outputs import check_output
 from trainkit.handlers import EpochLosses, attach_progress, attach_tensorboard
 from trainkit.schedule import warmup_cosine_scheduler
 from trainkit.state import engine_state_for_resume, load_train_state, save_train_state
@@ -182,9 +183,11 @@ def pretrain(cfg: PretrainConfig, runtime: Runtime | None = None,
     runtime = runtime or Runtime()
     torch.manual_seed(cfg.seed + runtime.rank)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if dataset is None:
+        check_output(out, {"--faces": cfg.faces}, what="--out")
     device = resolve_device(runtime.device or cfg.device)
     dataset = dataset if dataset is not None else faceset_union(cfg.faces, cfg.img_size)
+    out.mkdir(parents=True, exist_ok=True)  # after the inputs were found: a bad one writes nothing
     loader = runtime.prepare_loader(make_loader(dataset, cfg, runtime.world_size))
     steps = min(len(loader), cfg.max_steps or len(loader))
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank

@@ -14,18 +14,22 @@ from featurestore.abaw import (  # noqa: F401  (re-exported by featurestore.affw
     AU_NAMES,
     EXPR_CLASSES,
     HEADERS,
+    MAX_LABEL_LINES,
+    MAX_LINE,
     SPLITS,
     TASKS,
+    iter_lines,
     read_lines,
     read_template,
 )
 from featurestore.errors import DataFormatError
+from featurestore.safeio import excerpt
 
 
 def _check_header(path: Path, line: str, expected: tuple[str, ...]) -> None:
     got = tuple(c.strip() for c in line.split(","))
     if got != expected:
-        raise DataFormatError(path, 1, f"wrong header {line.strip()!r}: expected {','.join(expected)!r}")
+        raise DataFormatError(path, 1, f"wrong header {excerpt(line.strip())}: expected {','.join(expected)!r}")
 
 
 def _number(path: Path, lineno: int, text: str, kind: type) -> float | int:
@@ -33,7 +37,7 @@ def _number(path: Path, lineno: int, text: str, kind: type) -> float | int:
         return kind(text.strip())
     except ValueError:
         what = "an integer" if kind is int else "a number"
-        raise DataFormatError(path, lineno, f"{text.strip()!r} is not {what}") from None
+        raise DataFormatError(path, lineno, f"{excerpt(text.strip())} is not {what}") from None
 
 
 def _parse_va(path: Path, lineno: int, cells: list[str]) -> tuple[tuple[float, float], bool]:
@@ -75,7 +79,7 @@ def parse_annotation(path: str | Path, task: str) -> tuple[np.ndarray, np.ndarra
     if task not in HEADERS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     path = Path(path)
-    lines = read_lines(path)
+    lines = [text for _, text in iter_lines(path, max_lines=MAX_LABEL_LINES + 1)]
     if not lines:
         raise DataFormatError(path, 1, "empty annotation file (expected a header line)")
     expected = HEADERS[task]
@@ -116,7 +120,8 @@ def _parse_slow(path: Path, rows: list[str], task: str, ncols: int) -> tuple[np.
         lineno = i + 2
         cells = line.split(",")
         if len(cells) != ncols:
-            raise DataFormatError(path, lineno, f"expected {ncols} column(s), got {len(cells)}: {line.strip()!r}")
+            raise DataFormatError(path, lineno,
+                                  f"expected {ncols} column(s), got {len(cells)}: {excerpt(line.strip())}")
         row, ok = parse_row(path, lineno, cells)
         values.append(row)
         valid[i] = ok

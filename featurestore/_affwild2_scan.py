@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from featurestore import abaw
+from featurestore._affwild2_rules import frame_numbers
 from featurestore.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,6 @@ ANNOTATION_DIRS = {**{d: t for t, d in abaw.TASK_DIRS.items()}, **abaw.TASK_DIR_
 TEST_LIST_DIR = abaw.TEST_LIST_DIR
 FRAMES_PREFIX = abaw.FRAMES_PREFIX
 MAX_ANNOTATION_DEPTH = 3
-_JPG = re.compile(r"^(\d{5,})\.jpg$")
 _TEST_KEYWORDS = {
     "va": ({"valence", "arousal", "va"}, ()),
     "expr": ({"expr", "expression"}, ()),
@@ -60,16 +60,8 @@ class Scan:
     annotation_dirs: dict[str, list[Path]] = field(default_factory=dict)
     test_lists: list[Path] = field(default_factory=list)
     template_files: list[Path] = field(default_factory=list)
-
-
-def _jpg_numbers(video_dir: str) -> list[int]:
-    out = []
-    with os.scandir(video_dir) as it:
-        for e in it:
-            m = _JPG.match(e.name)
-            if m and e.is_file():
-                out.append(int(m.group(1)))
-    return out
+    frames_roots: list[Path] = field(default_factory=list)  # every cropped_aligned* folder
+    too_deep: list[Path] = field(default_factory=list)  # annotation folders below MAX_ANNOTATION_DEPTH
 
 
 def _scan_frames_root(frames_root: Path, found: dict[str, list[tuple[Path, list[int]]]]) -> list[Path]:
@@ -81,7 +73,7 @@ def _scan_frames_root(frames_root: Path, found: dict[str, list[tuple[Path, list[
         if e.name.startswith(FRAMES_PREFIX):
             nested.append(Path(e.path))
             continue
-        numbers = _jpg_numbers(e.path)
+        numbers = frame_numbers(e.path)
         if numbers:
             found.setdefault(e.name, []).append((frames_root, numbers))
     return nested
@@ -135,6 +127,8 @@ def scan_tree(root: Path) -> Scan:
             elif d in ANNOTATION_DIRS:
                 if depth <= MAX_ANNOTATION_DEPTH:
                     scan.annotation_dirs.setdefault(ANNOTATION_DIRS[d], []).append(here / d)
+                else:
+                    scan.too_deep.append(here / d)
             elif depth < 8:  # a cap against symlink loops
                 keep.append(d)
         dirnames[:] = keep
@@ -144,6 +138,7 @@ def scan_tree(root: Path) -> Scan:
                 scan.test_lists.append(p)
             elif f.endswith((".txt", ".csv")) and _is_template(p):
                 scan.template_files.append(p)
+    scan.frames_roots = list(frames_roots)
     while frames_roots:
         frames_roots.extend(_scan_frames_root(frames_roots.pop(0), found))
     scan.frames = _merge_frames(found)

@@ -11,13 +11,16 @@ the rule for video names.
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from featurestore.errors import DataFormatError
+from featurestore.safeio import excerpt
 
 TASKS = ("va", "expr", "au")
 SPLITS = ("train", "val", "test")
@@ -67,17 +70,43 @@ class TemplateRow(NamedTuple):
     line: int
 
 
-def read_lines(path: Path) -> list[str]:
-    """Lines of a text file without line ends (BOM and CRLF tolerated), trailing blank lines
-    dropped."""
+MAX_LINE = 4096  # characters of one line of an annotation, test list or template file
+MAX_LABEL_LINES = 99_999  # label lines of one annotation file (frames are %05d.jpg)
+
+
+def iter_lines(path: Path, max_lines: int | None = None) -> Iterator[tuple[int, str]]:
+    """Stream ``(line number, text without line end)`` of a UTF-8 file (LF, CRLF or CR, BOM
+    dropped); trailing blank lines are dropped. Memory stays bounded whatever the file holds: a
+    line longer than :data:`MAX_LINE` or more than ``max_lines`` lines is a DataFormatError
+    quoting a short excerpt."""
+    blank: list[int] = []
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline=None) as f:
+            for lineno in itertools.count(1):
+                line = f.readline(MAX_LINE + 1)
+                if not line:
+                    return
+                if len(line) > MAX_LINE and not line.endswith("\n"):
+                    raise DataFormatError(path, lineno, f"line longer than {MAX_LINE} characters: "
+                                          f"{excerpt(line)}")
+                if max_lines is not None and lineno > max_lines:
+                    raise DataFormatError(path, lineno, f"more than {max_lines} lines")
+                text = line.rstrip("\n")
+                if not text.strip():
+                    blank.append(lineno)  # only kept if a non-blank line follows
+                    continue
+                for b in blank:
+                    yield b, ""
+                blank.clear()
+                yield lineno, text
     except UnicodeDecodeError as err:
         raise DataFormatError(path, None, f"not UTF-8 text ({err.reason})") from None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a text file without line ends (BOM and CRLF tolerated), trailing blank lines
+    dropped; bounded as :func:`iter_lines`."""
+    return [text for _, text in iter_lines(path)]
 
 
 def read_template_rows(path: str | os.PathLike) -> list[TemplateRow]:
@@ -87,20 +116,21 @@ def read_template_rows(path: str | os.PathLike) -> list[TemplateRow]:
     ``video/NNNNN.jpg`` or an invalid video name.
     """
     path = Path(path)
-    lines = read_lines(path)
-    if not lines or not lines[0].strip().startswith(TEMPLATE_HEADER):
+    lines = iter_lines(path)
+    first = next(lines, (1, ""))[1]
+    if not first.strip().startswith(TEMPLATE_HEADER):
         raise DataFormatError(path, 1, f"a template starts with an {TEMPLATE_HEADER!r} header")
     rows = []
-    for lineno, line in enumerate(lines[1:], start=2):
+    for lineno, line in lines:
         loc = line.split(",", 1)[0].strip()
         video, sep, fname = loc.rpartition("/")
         stem = fname[:-4] if fname.endswith(".jpg") else ""
         if not sep or not stem.isdigit() or int(stem) < 1:
-            raise DataFormatError(path, lineno, f"expected 'video/NNNNN.jpg', got {loc!r}")
+            raise DataFormatError(path, lineno, f"expected 'video/NNNNN.jpg', got {excerpt(loc)}")
         try:
             check_video_name(video)
         except ValueError:
-            raise DataFormatError(path, lineno, f"invalid video name {video!r}") from None
+            raise DataFormatError(path, lineno, f"invalid video name {excerpt(video)}") from None
         rows.append(TemplateRow(video, int(stem), loc, lineno))
     return rows
 

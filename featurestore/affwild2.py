@@ -23,10 +23,12 @@ from featurestore._affwild2_parse import (
     HEADERS,
     SPLITS,
     TASKS,
+    iter_lines,
     parse_annotation,
     read_lines,
     read_template,
 )
+from featurestore._affwild2_rules import check_frame_numbers, unusable_in_task_dir
 from featurestore._affwild2_scan import (
     check_video_name,
     scan_tree,
@@ -114,6 +116,8 @@ class AffWild2:
     root: Path
     videos: Mapping[str, Video]
     templates: Mapping[str, Mapping[str, np.ndarray]]
+    # (path, why) of what the reader found but could not use (see _affwild2_rules)
+    ignored: tuple[tuple[Path, str], ...] = ()
 
     def split_of(self, video: str, task: str) -> str | None:
         """``"train"``, ``"val"`` or ``"test"`` for this video and task, else None."""
@@ -128,11 +132,14 @@ class AffWild2:
 # ---------------------------------------------------------------- assembling the tree
 
 
-def _read_labels(ann_dirs: dict[str, list[Path]]) -> dict[str, dict[str, TaskLabels]]:
-    """video -> task -> TaskLabels from every ``<Task>_Challenge/{Train,Validation}_Set``."""
+def _read_labels(ann_dirs: dict[str, list[Path]],
+                 ignored: list[tuple[Path, str]]) -> dict[str, dict[str, TaskLabels]]:
+    """video -> task -> TaskLabels from every ``<Task>_Challenge/{Train,Validation}_Set``;
+    what a task folder holds besides those is appended to ``ignored``."""
     labels: dict[str, dict[str, TaskLabels]] = {}
     for task, dirs in ann_dirs.items():
         for task_dir in dirs:
+            ignored.extend(unusable_in_task_dir(task_dir))
             for split_name, split in _SPLIT_DIRS.items():
                 split_dir = task_dir / split_name
                 if not split_dir.is_dir():
@@ -168,9 +175,15 @@ def _read_test_lists(files: list[Path]) -> dict[str, dict[str, tuple[Path, int]]
 def _build_video(name, frames, labels, tests, templates) -> Video:
     dirs, numbers, dir_index = frames.get(name, ((), np.zeros(0, np.int64), None))
     tmpl = [t[name] for t in templates.values() if name in t]
-    n = max([int(numbers[-1]) if numbers.size else 0]
-            + [len(lab.values) for lab in labels.values()]
-            + [int(t.max()) for t in tmpl if t.size])
+    covered = max([len(lab.values) for lab in labels.values()] + [int(t.max()) for t in tmpl if t.size],
+                  default=0)
+
+    def jpg(k: int) -> Path:
+        d = 0 if dir_index is None else int(dir_index[np.searchsorted(numbers, k)])
+        return dirs[d] / name / f"{k:05d}.jpg"
+
+    check_frame_numbers(name, numbers, covered, jpg)
+    n = max(int(numbers[-1]) if numbers.size else 0, covered)
     return Video(name=name, source=source_video(name), frame_dirs=dirs, frame_numbers=numbers,
                  num_frames=n, labels=dict(labels), test_tasks=frozenset(tests),
                  frame_dir_index=dir_index)
@@ -191,7 +204,8 @@ def _check_frameless(name: str, labels, tests, templates, template_paths) -> Non
 
 
 def _template_task(path: Path) -> str:
-    header = tuple(c.strip() for c in read_lines(path)[0].split(",")[1:])
+    first = next(iter_lines(path), (1, ""))[1]
+    header = tuple(c.strip() for c in first.split(",")[1:])
     for task, names in HEADERS.items():
         if header == names:
             return task
@@ -223,7 +237,10 @@ def read_affwild2(root: str | Path) -> AffWild2:
     if not root.is_dir():
         raise DataFormatError(root, None, "not a directory")
     scan = scan_tree(root)
-    labels = _read_labels(scan.annotation_dirs)
+    if not (scan.frames_roots or scan.annotation_dirs or scan.test_lists):
+        _not_a_root(root, scan)
+    ignored = [(p, "annotation folder more than 3 levels below the root; not read") for p in scan.too_deep]
+    labels = _read_labels(scan.annotation_dirs, ignored)
     tests = _read_test_lists(scan.test_lists)
     templates, template_paths = _read_templates(scan.template_files)
     for video, by_task in tests.items():
@@ -239,7 +256,22 @@ def read_affwild2(root: str | Path) -> AffWild2:
             _check_frameless(name, labels.get(name, {}), tests.get(name, {}), templates, template_paths)
         videos[name] = _build_video(name, scan.frames, labels.get(name, {}), tests.get(name, {}), templates)
     log.info("read %d videos from %s", len(videos), root)
-    return AffWild2(root=root, videos=videos, templates=templates)
+    for path, why in ignored:
+        log.info("%s: %s", path, why)  # ingest refuses or warns, scan prints them
+    return AffWild2(root=root, videos=videos, templates=templates, ignored=tuple(ignored))
+
+
+def _not_a_root(root: Path, scan) -> None:
+    """Raise the error for a folder that holds neither frames nor annotations where expected."""
+    if root.name.startswith("cropped_aligned") or any(
+            p.is_dir() and any(p.glob("[0-9]*.jpg")) for p in list(root.iterdir())[:50]):
+        hint = "it looks like a frames folder itself: pass the folder that contains it"
+    elif scan.too_deep:
+        hint = f"annotation folders are too deep (e.g. {scan.too_deep[0]}): pass a folder nearer to them"
+    else:
+        hint = "expected cropped_aligned*/<video>/%05d.jpg and <Task>_Challenge annotation folders"
+    raise DataFormatError(root, None, f"not an Aff-Wild2 root: no cropped_aligned* frames folder and "
+                          f"no *_Challenge annotation folder within 3 levels; {hint}")
 
 
 def summarize(ds: AffWild2) -> str:
@@ -260,4 +292,5 @@ def summarize(ds: AffWild2) -> str:
     lines.append(f"test videos: {len(tests)} ({sum(not ds.videos[t].frame_numbers.size for t in tests)} without frames)")
     for task, tmpl in ds.templates.items():
         lines.append(f"template {task}: {len(tmpl)} videos, {sum(t.size for t in tmpl.values())} frames")
+    lines += [f"NOT READ: {path}: {why}" for path, why in ds.ignored]
     return "\n".join(lines)

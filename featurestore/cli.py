@@ -13,15 +13,16 @@ import click
 
 from featurestore.abaw import SPLITS
 from featurestore.atomic import atomic_write
+from featurestore.clierrors import ErrorGroup
 from featurestore.errors import FeatureStoreError
 
 
 def _fail(err: Exception) -> None:
     click.echo(f"error: {err}", err=True)
-    sys.exit(2)
+    sys.exit(1)
 
 
-@click.group()
+@click.group(cls=ErrorGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def main(verbose: bool) -> None:
     """Aff-Wild2 feature store: synthetic data, ingest, LMDB packs, and store inspection."""
@@ -95,12 +96,15 @@ def pack(root: str, pack: str, overwrite: bool, progress: bool) -> None:
 @click.option("--affwild2", "root", required=True, type=click.Path(exists=True, file_okay=False),
               help="Aff-Wild2 dataset root.")
 @click.argument("store")
-def ingest(root: str, store: str) -> None:
+@click.option("--accept-partial", is_flag=True,
+              help="Ingest even when a task or split has no labels or folders could not be read.")
+def ingest(root: str, store: str, accept_partial: bool) -> None:
     """Create STORE (or update it after new annotations) from the Aff-Wild2 tree at ROOT."""
     from featurestore.ingest import ingest_affwild2
 
     try:
-        summary = ingest_affwild2(root, store, progress=sys.stderr.isatty())
+        summary = ingest_affwild2(root, store, progress=sys.stderr.isatty(),
+                                  accept_partial=accept_partial)
     except (FeatureStoreError, ValueError) as err:
         _fail(err)
     click.echo(json.dumps(summary, indent=2))
@@ -161,8 +165,11 @@ def get(store: str, name: str, video: str, start: int | None, stop: int | None, 
     import numpy as np
 
     import featurestore
+    from featurestore.outputs import check_output, check_parent
 
     try:
+        check_output(out, {"STORE": store}, what="--out")
+        check_parent(out, what="--out")
         rows = featurestore.open(store).features(name, video, start, stop)
     except FeatureStoreError as err:
         _fail(err)

@@ -19,6 +19,7 @@ import zarr
 
 from featurestore import layout as L
 from featurestore.errors import FeatureValidationError, StoreError, UnknownKeyError
+from featurestore.provenance import check_same_origin
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,16 @@ def open_set(root: zarr.Group, name: str, n_videos: int, where: str) -> FeatureS
     if committed.shape[0] < n_videos:
         raise StoreError(f"{where}: feature set {name!r} has {committed.shape[0]} commit flags "
                          f"for {n_videos} videos (interrupted ingest? rerun it)")
-    return FeatureSetArrays(info, group["data"], committed, group["checksum"], n_videos)
+    dense = {"write_empty_chunks": True}  # not kept in zarr 3.1 metadata: needed on every reopen
+    return FeatureSetArrays(info, group["data"].with_config(dense), committed.with_config(dense),
+                            group["checksum"].with_config(dense), n_videos)
 
 
 def create_set(root: zarr.Group, name: str, dim: int, *, dtype: str, fill: str,
                provenance: dict[str, Any] | None, n_videos: int) -> bool:
     """Create feature set ``name`` (single process); False when a complete one exists already
-    with the same dim and dtype (FeatureValidationError when they differ)."""
+    with the same dim, dtype, fill and origin (FeatureValidationError naming each difference
+    otherwise: featurestore.provenance)."""
     try:
         L.check_set_name(name)
     except ValueError as err:
@@ -105,11 +109,7 @@ def create_set(root: zarr.Group, name: str, dim: int, *, dtype: str, fill: str,
         raise FeatureValidationError(f"fill={fill!r} must be one of {L.FILL_POLICIES}")
     features = root.require_group(L.FEATURES)
     if name in features and L.set_complete(features[name].attrs):
-        attrs = features[name].attrs
-        if int(attrs["dim"]) != int(dim) or attrs["dtype"] != dtype:
-            raise FeatureValidationError(
-                f"feature set {name!r} exists with dim={attrs['dim']} dtype={attrs['dtype']}; "
-                f"asked for dim={dim} dtype={dtype}")
+        check_same_origin(name, features[name].attrs.asdict(), int(dim), dtype, fill, provenance)
         return False
     frames = root[L.PRESENT].shape[0]
     group = features.create_group(name, overwrite=True)

@@ -75,11 +75,21 @@ def records_from_affwild2(data) -> list[VideoRecord]:
 
 
 def ingest_affwild2(root: str | os.PathLike, store_path: str | os.PathLike,
-                    progress: bool = True) -> dict:
-    """Read the Aff-Wild2 tree at ``root`` and create or update the store at ``store_path``."""
-    from featurestore.affwild2 import read_affwild2
+                    progress: bool = True, accept_partial: bool = False) -> dict:
+    """Read the Aff-Wild2 tree at ``root`` and create or update the store at ``store_path``.
 
-    return create_store(store_path, records_from_affwild2(read_affwild2(root)), progress=progress)
+    A tree with a task or split without labels, or with folders the reader cannot use, is
+    refused before anything is written unless ``accept_partial`` (featurestore.ingest_checks).
+    The summary's ``found`` holds what the tree holds."""
+    from featurestore.affwild2 import read_affwild2
+    from featurestore.ingest_checks import check_dataset
+    from featurestore.outputs import check_output
+
+    check_output(store_path, {"--affwild2": root}, what="store")
+    ds = read_affwild2(root)
+    counts = check_dataset(ds, accept_partial)
+    summary = create_store(store_path, records_from_affwild2(ds), progress=progress)
+    return {**summary, "found": counts}
 
 
 def create_store(path: str | os.PathLike, catalog: Sequence[VideoRecord], *,
@@ -146,13 +156,20 @@ def _write_new(where: str, records: list[VideoRecord], progress: bool) -> dict:
             "frame_axis": total, "revision": 1}
 
 
+def _dense(root: zarr.Group, key: str) -> zarr.Array:
+    """``root[key]`` writing every chunk, even one that holds only the fill value: zarr 3.1 does
+    not keep ``write_empty_chunks`` in the metadata (shared/PLATFORM.md), so without this a
+    reopened store would drop such chunks and a lost chunk could not be told from an empty one."""
+    return root[key].with_config({"write_empty_chunks": True})
+
+
 def _write_catalog(root: zarr.Group, records: list[VideoRecord], offsets: np.ndarray,
                    progress: bool) -> None:
     """Catalog arrays, then each video's presence and labels over its whole aligned region."""
     if records:
-        root[L.OFFSET][:len(records)] = offsets
-        root[L.NUM_FRAMES][:len(records)] = np.array([r.num_frames for r in records], np.int64)
-        root[L.SPLIT][:len(records)] = np.array(
+        _dense(root, L.OFFSET)[:len(records)] = offsets
+        _dense(root, L.NUM_FRAMES)[:len(records)] = np.array([r.num_frames for r in records], np.int64)
+        _dense(root, L.SPLIT)[:len(records)] = np.array(
             [[L.split_code(r.splits.get(t)) for t in L.TASKS] for r in records], np.int8)
     for rec, off in tqdm(list(zip(records, offsets, strict=True)), desc="ingest", unit="video",
                          disable=not progress):
@@ -163,7 +180,7 @@ def _write_video_rows(root: zarr.Group, rec: VideoRecord, off: int) -> None:
     n = L.aligned_length(rec.num_frames)
     present = np.zeros(n, dtype=bool)
     present[:rec.num_frames] = rec.present
-    root[L.PRESENT][off:off + n] = present
+    _dense(root, L.PRESENT)[off:off + n] = present
     for task, spec in L.LABEL_SPECS.items():
         values = np.full((n, *spec.tail), spec.invalid, dtype=spec.dtype)  # (aligned n, ...)
         valid = np.zeros(n, dtype=bool)
@@ -171,8 +188,8 @@ def _write_video_rows(root: zarr.Group, rec: VideoRecord, off: int) -> None:
             v, ok = rec.labels[task]
             values[:len(v)] = np.asarray(v, dtype=spec.dtype)
             valid[:len(ok)] = np.asarray(ok, dtype=bool)
-        root[L.label_path(task)][off:off + n] = values
-        root[L.valid_path(task)][off:off + n] = valid
+        _dense(root, L.label_path(task))[off:off + n] = values
+        _dense(root, L.valid_path(task))[off:off + n] = valid
 
 
 def _update(where: str, records: list[VideoRecord], progress: bool) -> dict:
@@ -240,7 +257,7 @@ def _rewrite_known(root: zarr.Group, old: list[str], keep: list[VideoRecord],
     for rec in keep:
         split[index[rec.name]] = [L.split_code(rec.splits.get(t)) for t in L.TASKS]
     if len(old):
-        root[L.SPLIT][:len(old)] = split
+        _dense(root, L.SPLIT)[:len(old)] = split
 
 
 def _write_catalog_rows(root: zarr.Group, new: list[VideoRecord], offsets: np.ndarray,
@@ -248,7 +265,7 @@ def _write_catalog_rows(root: zarr.Group, new: list[VideoRecord], offsets: np.nd
     if not new:
         return
     end = first + len(new)
-    root[L.OFFSET][first:end] = offsets
-    root[L.NUM_FRAMES][first:end] = np.array([r.num_frames for r in new], np.int64)
-    root[L.SPLIT][first:end] = np.array(
+    _dense(root, L.OFFSET)[first:end] = offsets
+    _dense(root, L.NUM_FRAMES)[first:end] = np.array([r.num_frames for r in new], np.int64)
+    _dense(root, L.SPLIT)[first:end] = np.array(
         [[L.split_code(r.splits.get(t)) for t in L.TASKS] for r in new], np.int8)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image
 
 from featurestore.errors import DataFormatError
+from featurestore.imagelimits import decode_rgb
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -26,10 +24,4 @@ def decode_jpeg(data: bytes, *, where: str = "") -> np.ndarray:
         raise DataFormatError(where or None, None, "empty JPEG data (0 bytes)")
     if not is_jpeg(data):
         raise DataFormatError(where or None, None, f"not a JPEG (starts with {bytes(data[:4])!r})")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()  # truncated data fails here, not lazily later
-            rgb = img.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as err:
-        raise DataFormatError(where or None, None, f"cannot decode JPEG: {err}") from None
-    return np.asarray(rgb, dtype=np.uint8)  # (H, W, 3)
+    return decode_rgb(bytes(data), where or None, "JPEG")  # header checked against MAX_PIXELS

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from featurestore.errors import DataFormatError
 from featurestore.jpeg import is_jpeg
+from featurestore.outputs import check_output, check_replace, mark
 from featurestore.treeframes import AffWild2Frames
 
 log = logging.getLogger(__name__)
@@ -89,15 +90,16 @@ def pack_frames(root: str | Path, pack: str | Path, *, progress: bool = True,
     """
     t0 = time.perf_counter()
     pack = Path(pack)
-    if pack.exists() and not overwrite:
-        raise FileExistsError(f"{pack} exists; refusing to overwrite it (use overwrite)")
+    check_output(pack, {"ROOT": root}, what="pack")
+    check_replace(pack, "frame pack", overwrite)  # only a pack this function made
     src = AffWild2Frames(root)
     pack.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{pack.name}.tmp-", dir=pack.parent))
     try:
         summary = _write_pack(src, tmp, progress)
+        mark(tmp, "frame pack")
         if pack.exists():
-            if not overwrite:
+            if not check_replace(pack, "frame pack", overwrite):
                 raise FileExistsError(f"{pack} appeared while packing; not replaced")
             old = Path(tempfile.mkdtemp(prefix=f".{pack.name}.old-", dir=pack.parent))
             os.replace(pack, old / "pack")
@@ -127,6 +129,27 @@ def _drop_inherited_envs(pid: int) -> None:
         _ENVS.pop(key).close()
 
 
+def _open_checked(path: Path) -> lmdb.Environment:
+    """Open a pack read-only after checking it is whole: LMDB maps the file, and touching a page
+    past the end of a truncated file kills the process with SIGBUS. The meta pages (read on open)
+    give the last page in use; the file must hold it."""
+    data = path / "data.mdb"
+    if not data.is_file():
+        raise DataFormatError(path, None, "not an LMDB frame pack (no data.mdb)")
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True,
+                        max_readers=512)
+    except lmdb.Error as err:
+        raise DataFormatError(data, None, f"not a readable LMDB file ({err})") from None
+    need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = data.stat().st_size
+    if size < need:
+        env.close()
+        raise DataFormatError(data, None, f"truncated LMDB frame pack: {size} bytes, its header "
+                              f"says {need}; repack the frames")
+    return env
+
+
 def _env_for(path: Path) -> lmdb.Environment:
     pid = os.getpid()
     key = (pid, os.path.realpath(path))
@@ -134,10 +157,7 @@ def _env_for(path: Path) -> lmdb.Environment:
         env = _ENVS.get(key)
         if env is None:
             _drop_inherited_envs(pid)
-            if not (path / "data.mdb").is_file():
-                raise DataFormatError(path, None, "not an LMDB frame pack (no data.mdb)")
-            env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True,
-                            max_readers=512)
+            env = _open_checked(path)
             _ENVS[key] = env
         return env
 
@@ -172,7 +192,11 @@ class LmdbFrames:
             raw = self._get(INDEX_KEY)
             if raw is None:
                 raise DataFormatError(self.path, None, "LMDB pack has no __index__ key")
-            self._index = {v: np.asarray(n, dtype=np.int64) for v, n in json.loads(raw).items()}
+            try:
+                index = {v: np.asarray(n, dtype=np.int64) for v, n in json.loads(raw).items()}
+            except (ValueError, TypeError, AttributeError) as err:
+                raise DataFormatError(self.path, None, f"LMDB pack index is damaged ({err})") from None
+            self._index = index
         return self._index
 
     def videos(self) -> list[str]:

@@ -206,7 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s demo %(message)s", datefmt="%H:%M:%S")
     t0 = time.perf_counter()
-    run_pipeline(args.run, SIZES[args.size])
+    try:
+        run_pipeline(args.run, SIZES[args.size])
+    except Exception as err:  # the CLI error contract (featurestore.clierrors): one line, exit 1
+        if os.environ.get("AFFSTORE_TRACEBACK") == "1":
+            raise
+        from featurestore.clierrors import describe
+
+        sys.exit(f"error: {describe(err)}")
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; everything is in {args.run}/")
 
 

@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # run as `python jobs/extract.py`: make `jobs` im
 
 import click
 
+from featurestore.clierrors import ErrorCommand
 from jobs.extract_pool import (
     ActorPlan,
     ExtractStats,
@@ -197,8 +198,11 @@ def run_extraction(cfg: ExtractConfig,
     import featurestore
     from encoders.encode import encoder_provenance
     from featurestore.frames import open_frames
+    from featurestore.outputs import check_output
     from jobs.raylocal import init_ray
 
+    check_output(cfg.store, {"--frames": cfg.frames, "--checkpoint": cfg.checkpoint},
+                 what="--store")
     provenance = encoder_provenance(cfg.checkpoint)  # the checkpoint's JSON: width, no model
     store = featurestore.open(cfg.store, mode="a")
     writer = store.create_feature_set(cfg.set_name, provenance["dim"], provenance=provenance)
@@ -211,6 +215,8 @@ def run_extraction(cfg: ExtractConfig,
         log.info("short job: extracting in this process (no Ray actor)")
         return schedule(list(sizes), sizes, inline_backend(cfg), 1, max_retries=cfg.max_retries,
                         every_s=cfg.every_s, on_result=on_result)  # fmt: skip
+    # after every input was checked (a bad argument never starts Ray); left connected: the
+    # caller may run more work on this Ray
     init_ray(cfg.address)
     plan = cluster_plan(cfg.actors)
     log.info("pool: %d actor(s) x (%.2f CPU, %.2f GPU, %d threads) on %s", plan.count,
@@ -228,7 +234,7 @@ def run_extraction(cfg: ExtractConfig,
     return stats
 
 
-@click.command()
+@click.command(cls=ErrorCommand)
 @click.option("--frames", required=True, help="Aff-Wild2 root or LMDB pack.")
 @click.option("--checkpoint", required=True, help="Encoder checkpoint folder.")
 @click.option("--store", required=True, help="Feature store path or URL (ingested).")

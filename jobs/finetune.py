@@ -15,10 +15,11 @@ from pathlib import Path
 import click
 
 from encoders.presets import PRESETS
+from featurestore.clierrors import ErrorCommand
 from jobs.pretrain import run_ray_train
 
 
-@click.command()
+@click.command(cls=ErrorCommand)
 @click.option("--affwild2", required=True, type=click.Path(exists=True, file_okay=False),
               help="Aff-Wild2 root (annotations + cropped_aligned*).")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
@@ -48,10 +49,13 @@ from jobs.pretrain import run_ray_train
 def main(affwild2, out, preset, workers, cpus_per_worker, address, no_ray, **options) -> None:
     """Fine-tune the MAE encoder on Aff-Wild2 EXPR; keeps the best macro-F1 checkpoint."""
     from encoders.finetune import FinetuneConfig, finetune
+    from featurestore.outputs import check_output
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     given = {k: v for k, v in options.items() if v is not None}
     cfg = FinetuneConfig.for_preset(preset, affwild2=str(affwild2), out=str(out), **given)
+    check_output(cfg.out, {"--affwild2": cfg.affwild2, "--pretrained": cfg.pretrained,
+                           "--frames": cfg.frames}, what="--out")
     if no_ray:
         best = finetune(cfg)
         best = {"val_macro_f1": best["best_macro_f1"], "epoch": best["best_epoch"]}

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from encoders.presets import PRESETS
+from featurestore.clierrors import ErrorCommand
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def _summary(out: str) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-@click.command()
+@click.command(cls=ErrorCommand)
 @click.option("--faces", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder holding FER2013 / FER+ / RAF-DB / AffectNet / image folders.")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
@@ -106,10 +107,12 @@ def _summary(out: str) -> Any:
 def main(faces, out, preset, workers, cpus_per_worker, address, no_ray, **options) -> None:
     """Pretrain the face MAE (paper defaults for vit_base, quick ones for tiny)."""
     from encoders.pretrain import PretrainConfig, pretrain
+    from featurestore.outputs import check_output
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     given = {k: v for k, v in options.items() if v is not None}
     cfg = PretrainConfig.for_preset(preset, faces=str(faces), out=str(out), **given)
+    check_output(cfg.out, {"--faces": cfg.faces}, what="--out")
     if no_ray:
         result = pretrain(cfg)
         history = result["history"]

@@ -6,7 +6,6 @@ Resume state goes through ``torch.save`` and is read back by torch's loader with
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 
 from featurestore.atomic import atomic_write, atomic_write_json
+from featurestore.safeio import read_json
 from seqtrain.config import FitConfig, ModelConfig
 from seqtrain.model import SeqModel
 
@@ -41,7 +41,7 @@ def load_model(ckpt_dir: str | os.PathLike, device: str = "cpu"
         ckpt_dir = ckpt_dir / "best"  # a run folder: use its best checkpoint
     if not (ckpt_dir / CONFIG).is_file() or not (ckpt_dir / WEIGHTS).is_file():
         raise FileNotFoundError(f"{ckpt_dir}: no checkpoint ({CONFIG} + {WEIGHTS}) here")
-    info = json.loads((ckpt_dir / CONFIG).read_text(encoding="utf-8"))
+    info = read_json(ckpt_dir / CONFIG)
     mcfg = ModelConfig.from_dict(info["model"])
     model = SeqModel(mcfg)
     model.load_state_dict(load_file(str(ckpt_dir / WEIGHTS), device=device))

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from featurestore.abaw import TASKS
+from featurestore.clierrors import ErrorGroup
 from featurestore.errors import FeatureStoreError
 from seqtrain.config import DEFAULT_RUNS, DEFAULT_STORE, MODEL_PRESETS, FitConfig
 from seqtrain.runner import ALL_TASKS, RunAll, plan_runs, run_all
@@ -30,8 +31,6 @@ DEFAULT_PROBES = DEFAULT_RUNS.rsplit("/", 1)[0] + "/probe"  # `seqtrain probe` r
 
 def _default(option: str):
     return _DEFAULTS[FIT_OPTIONS[option]]
-
-
 
 
 def _require_store(store: str) -> None:
@@ -76,6 +75,8 @@ def fit(parallel: RunAll | None, task, fold, folds_opt, store, features, out, no
                          window=window, stride=stride, lr=lr, batch_size=batch_size,
                          patience=patience, seed=seed, num_threads=threads, device=device)
     except ValueError as err:
+        if isinstance(err, FeatureStoreError):  # e.g. --out overlapping --store: not a usage error
+            raise
         raise click.BadParameter(str(err)) from err
     try:
         results = (parallel or run_all)(cfgs) if not no_ray else run_all(cfgs)
@@ -142,7 +143,7 @@ def make_cli(parallel: RunAll | None = None) -> click.Group:
     """The ``seqtrain`` command; ``fit`` trains its runs with ``parallel`` (default: in this
     process, one after the other) unless ``--no-ray``."""
 
-    @click.group(name="seqtrain", commands=[fit, probe, predict, report],
+    @click.group(name="seqtrain", cls=ErrorGroup, commands=[fit, probe, predict, report],
                  context_settings={"obj": parallel})
     @click.option("-v", "--verbose", is_flag=True, help="Log progress at INFO level.")
     def cli(verbose: bool) -> None:

@@ -51,7 +51,10 @@ def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
     DataFormatError for template frames beyond a video's length.
     """
     import featurestore
+    from featurestore.outputs import check_output
 
+    check_output(out, {"--template": template, "--checkpoint": checkpoint, "--store": store},
+                 what="--out")
     model, fit_cfg, _ = load_model(checkpoint, device)
     if fit_cfg.task != task:
         raise ValueError(f"{checkpoint}: checkpoint is for task {fit_cfg.task!r}, not {task!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from featurestore.atomic import atomic_write_text
+from featurestore.safeio import read_json
 from seqtrain.plots import plot_frames
 from seqtrain.tasks import TASKS
 
@@ -24,7 +24,7 @@ def collect(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """Every metrics.json under ``run_dir`` (with its folder under the key "dir")."""
     runs = []
     for path in sorted(Path(run_dir).rglob("metrics.json")):
-        m = json.loads(path.read_text(encoding="utf-8"))
+        m = read_json(path)
         if "task" in m and "val" in m and "score" in m["val"]:
             runs.append({**m, "dir": str(path.parent)})
     return runs

@@ -24,6 +24,9 @@ RunAll = Callable[[Sequence[FitConfig]], list[dict[str, Any]]]  # configs -> met
 def plan_runs(tasks: Sequence[str], folds: Sequence[int], out: str | os.PathLike,
               **fit_kwargs: Any) -> list[FitConfig]:
     """One FitConfig per (task, fold), each writing to ``out/<task>/fold<K>``."""
+    from featurestore.outputs import check_output
+
+    check_output(out, {"--store": fit_kwargs.get("store")}, what="--out")
     return [FitConfig(task=t, fold=k, out=str(Path(out) / t / f"fold{k}"), **fit_kwargs)
             for t in tasks for k in folds]
 

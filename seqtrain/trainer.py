@@ -21,6 +21,7 @@ from ignite.engine import Engine, Events
 from torch.utils.data import DataLoader, Sampler
 
 from featurestore.atomic import atomic_write, atomic_write_json
+from featurestore.safeio import read_json
 from seqtrain.checkpoint import save_best
 from seqtrain.config import FitConfig
 from seqtrain.data import VideoSeq, WindowDataset, load_videos
@@ -114,7 +115,7 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
     """
     out = Path(cfg.out)
     if (out / METRICS).is_file():
-        done = json.loads((out / METRICS).read_text(encoding="utf-8"))
+        done = read_json(out / METRICS)
         if done.get("finished") and done.get("config") == cfg.to_dict():
             log.info("%s: finished run, returning its metrics", out)
             return done

@@ -28,14 +28,19 @@ class BadInput:
     make: Callable[[Path], Path]  # root of a fresh valid copy -> the damaged file (or folder)
     error: str  # regex the message must match
     line: int | None = None  # the line the message must name
+    root: str = "affwild2"  # the folder given to ingest, relative to the copy's data folder
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file under ``root`` ("<dir>" for folders)."""
+    """relative path -> sha256 of every file under ``root`` ("<dir>" for folders, the target for
+    symlinks, which are not followed)."""
     out = {}
     for p in sorted(root.rglob("*")):
         rel = str(p.relative_to(root))
-        out[rel] = "<dir>" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_symlink():
+            out[rel] = f"<link {p.readlink()}>"
+        else:
+            out[rel] = "<dir>" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
 
@@ -141,6 +146,68 @@ def _binary(path: Path) -> Path:
     return path
 
 
+def _frame_file(name: str, folder: bool = False):
+    """Add ``name`` (a file holding a valid jpg, or a folder) to the first video's folder."""
+    def make(root: Path) -> Path:
+        src = first_jpg(root, 0)
+        path = src.parent / name
+        if folder:  # replaces a frame's jpg by a folder of that name
+            path.unlink(missing_ok=True)
+            path.mkdir()
+        else:
+            path.write_bytes(src.read_bytes())
+        return path
+    return make
+
+
+def _move_annotations_deeper(root: Path) -> Path:
+    ann = root / "affwild2" / ANN
+    deep = root / "affwild2" / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    ann.rename(deep / ANN)
+    return deep / ANN / TASK_DIRS["va"]
+
+
+def _rename_split(task: str, new: str):
+    def make(root: Path) -> Path:
+        split = root / "affwild2" / ANN / TASK_DIRS[task] / "Validation_Set"
+        split.rename(split.parent / new)
+        return split.parent / new
+    return make
+
+
+def _empty_folder(root: Path) -> Path:
+    (root / "empty").mkdir()
+    return root / "empty"
+
+
+# one frame-name rule (%05d.jpg), plausible frame numbers; the tree where and how it is expected
+FRAME_NAME_CASES = [
+    BadInput("six-digit-frame-name", "ingest", _frame_file("000001.jpg"), "frame rule"),
+    BadInput("unpadded-frame-name", "ingest", _frame_file("7.jpg"), "frame rule"),
+    BadInput("upper-case-extension", "ingest", _frame_file("00002.JPG"), "frame rule"),
+    BadInput("png-frame", "ingest", _frame_file("00003.png"), "frame rule"),
+    BadInput("frame-number-zero", "ingest", _frame_file("00000.jpg"), "frame number 0"),
+    BadInput("folder-named-like-a-frame", "ingest", _frame_file("00004.jpg", folder=True),
+             "a folder, not a file"),
+    BadInput("stray-huge-frame-number", "ingest", _frame_file("99999.jpg"),
+             "implausible frame number 99999"),
+]
+TREE_CASES = [
+    BadInput("annotations-one-level-too-deep", "ingest", _move_annotations_deeper,
+             "more than 3 levels below the root"),
+    BadInput("misspelled-split-folder", "ingest", _rename_split("va", "validation_set"),
+             "split folder not named.*did you mean Validation_Set"),
+    BadInput("missing-split-of-a-task", "ingest",
+             lambda r: _rename_split("au", ".hidden")(r).parents[2],  # names the root
+             "task au: no labelled videos in split val"),
+    BadInput("root-is-the-frames-folder", "ingest", lambda r: r / "affwild2" / "cropped_aligned",
+             "looks like a frames folder", root="affwild2/cropped_aligned"),
+    BadInput("root-is-an-empty-folder", "ingest", _empty_folder, "not an Aff-Wild2 root",
+             root="empty"),
+]
+
+
 # feature rows for the writer: (name, rows(n_present, dim) -> bad rows, message)
 FEATURE_CASES: list[tuple[str, Callable[[int, int], np.ndarray], str]] = [
     ("nan", lambda n, d: _with(np.ones((n, d), np.float32), np.nan), "NaN or inf"),
@@ -155,3 +222,39 @@ FEATURE_CASES: list[tuple[str, Callable[[int, int], np.ndarray], str]] = [
 def _with(rows: np.ndarray, value: float) -> np.ndarray:
     rows[len(rows) // 2, 1] = value
     return rows
+
+
+def huge_header(jpg: bytes, width: int = 20000, height: int = 20000) -> bytes:
+    """``jpg`` with its frame header (SOF0/SOF2) claiming ``width`` x ``height`` pixels."""
+    data = bytearray(jpg)
+    for marker in (b"\xff\xc0", b"\xff\xc2"):
+        i = data.find(marker)
+        if i > 0:
+            data[i + 5:i + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+            return bytes(data)
+    raise ValueError("no SOF marker")
+
+
+def _long_line(root: Path) -> Path:
+    path = annotation(root, "va")
+    path.write_text(VA_HEADER + "\n0.1," + "9" * 2_000_000 + "\n")
+    return path
+
+
+def _too_many_lines(root: Path) -> Path:
+    path = annotation(root, "expr")
+    path.write_text(path.read_text().splitlines()[0] + "\n" + "0\n" * 100_000)
+    return path
+
+
+BOUND_CASES = [
+    BadInput("annotation-line-of-2-mb", "ingest", _long_line, "line longer than 4096", 2),
+    BadInput("annotation-of-100000-lines", "ingest", _too_many_lines, "more than 100000 lines",
+             100_001),
+]
+FRAME_CASES += [
+    BadInput("jpeg-header-claims-20000x20000", "extract", _replace_jpg(huge_header),
+             "too large to decode"),  # PIL's own bomb check fires first
+    BadInput("jpeg-header-claims-5000x5000", "extract",
+             _replace_jpg(lambda b: huge_header(b, 5000, 5000)), "claims 5000 x 5000 pixels"),
+]

@@ -70,7 +70,7 @@ def build_quirky_tree(root: Path) -> Path:
       than jpgs; rows 0 and 3 are -5), EXPR val (ABAW6 folder name) with a -1 on row 1.
     - ``split``: jpgs 1..5 in ``cropped_aligned`` and 4..9 in ``cropped_aligned_new_50_vids`` (4,5
       duplicated: the first root wins), AU train with an all -1 row 2.
-    - ``nested``: jpgs 1..4 under ``cropped_aligned/cropped_aligned``, no labels; non-jpg files.
+    - ``nested``: jpgs 1..4 under ``cropped_aligned/cropped_aligned``, no labels; a non-image file.
     - ``10-60_left`` / ``10-60_right``: a two-subject video, VA val.
     - ``test1``: test-listed for VA with frames 1..3 and a VA template naming frames 1..6.
     - ``test2``: test-listed for VA, no frames folder, template frames 1..4.
@@ -83,7 +83,6 @@ def build_quirky_tree(root: Path) -> Path:
     write_annotation(root, "au", "train", "split", au_rows(9, invalid={2}))
     d = write_frames(root, "nested", range(1, 5), folder="cropped_aligned/cropped_aligned")
     (d / "notes.txt").write_text("not a frame")
-    (d / "00005.png").write_bytes(b"png")
     for side in ("left", "right"):
         write_frames(root, f"10-60_{side}", range(1, 4))
         write_annotation(root, "va", "val", f"10-60_{side}", va_rows(3))

@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bad_inputs import ANNOTATION_CASES, FEATURE_CASES, FRAME_CASES, BadInput, tree_digest
+from bad_inputs import (
+    ANNOTATION_CASES,
+    BOUND_CASES,
+    FEATURE_CASES,
+    FRAME_CASES,
+    FRAME_NAME_CASES,
+    TREE_CASES,
+    BadInput,
+    tree_digest,
+)
 
 import featurestore
 from featurestore.errors import DataFormatError, FeatureValidationError, StoreError
@@ -50,13 +59,15 @@ def fresh(clean: Path, tmp: Path) -> Path:
 
 def assert_names(err: BaseException, case: BadInput, path: Path) -> None:
     msg = str(err)
+    assert len(msg) < 1000, f"{len(msg)} characters"  # quotes a short excerpt at most
     assert re.search(case.error, msg), msg
     assert str(path) in msg or path.name in msg, f"{msg!r} does not name {path}"
     if case.line is not None:
         assert f"{path}:{case.line}:" in msg, f"{msg!r} does not name line {case.line}"
 
 
-@pytest.mark.parametrize("case", ANNOTATION_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", ANNOTATION_CASES + FRAME_NAME_CASES + TREE_CASES + BOUND_CASES,
+                         ids=lambda c: c.name)
 def test_bad_annotations_are_named_and_ingest_writes_nothing(case, clean, tmp_path):
     from featurestore.ingest import ingest_affwild2
 
@@ -64,10 +75,10 @@ def test_bad_annotations_are_named_and_ingest_writes_nothing(case, clean, tmp_pa
     bad = case.make(data)
     before = tree_digest(tmp_path)
     with pytest.raises(DataFormatError) as err:
-        ingest_affwild2(data / "affwild2", tmp_path / "new.zarr", progress=False)
+        ingest_affwild2(data / case.root, tmp_path / "new.zarr", progress=False)
     assert_names(err.value, case, bad)
     with pytest.raises(DataFormatError):  # a rerun into the existing store: same error, no change
-        ingest_affwild2(data / "affwild2", tmp_path / "store.zarr", progress=False)
+        ingest_affwild2(data / case.root, tmp_path / "store.zarr", progress=False)
     assert tree_digest(tmp_path) == before  # input unchanged, no new store, no temp folder
 
 
@@ -160,4 +171,30 @@ def test_frames_without_annotations_are_kept_unlabelled(clean, tmp_path):
 
 def test_corpus_size():
     """The figure quoted in docs/RELIABILITY.md."""
-    assert len(ANNOTATION_CASES) + len(FRAME_CASES) + len(FEATURE_CASES) + 2 + 1 == 32
+    old = len(ANNOTATION_CASES) + len(FRAME_CASES) + len(FEATURE_CASES) + 2 + 1  # incl. 2 new jpgs
+    new = len(FRAME_NAME_CASES) + len(TREE_CASES) + len(BOUND_CASES) + 2  # + truncated LMDB x2
+    assert (old, new) == (34, 16)
+
+
+@pytest.mark.parametrize("keep", [0.5, 100 / 794_624], ids=["half", "100-bytes"])
+def test_a_truncated_lmdb_pack_is_an_error_naming_it_not_sigbus(keep, clean, tmp_path):
+    """Reading every frame of a truncated pack in a fresh process: exit 1 with an error naming
+    data.mdb (raw LMDB dies of SIGBUS on the same file)."""
+    import os
+    import subprocess
+    import sys
+
+    from featurestore.pack import pack_frames
+
+    pack = tmp_path / "pack"
+    pack_frames(clean / "data" / "affwild2", pack, progress=False)
+    data = pack / "data.mdb"
+    os.truncate(data, max(1, int(data.stat().st_size * keep)))
+    code = ("import sys\nfrom featurestore.pack import LmdbFrames\nf = LmdbFrames(sys.argv[1])\n"
+            "print(sum(len(f.read_bytes(v, n)) for v in f.videos() for n in f.frame_numbers(v)))")
+    proc = subprocess.run([sys.executable, "-c", code, str(pack)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-500:])
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "DataFormatError" in last and str(data) in last, last
+    assert "truncated LMDB frame pack" in last or "not a readable LMDB file" in last

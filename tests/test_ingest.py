@@ -18,8 +18,23 @@ def tree(tmp_path):
     return build_quirky_tree(tmp_path / "affwild2")
 
 
+def test_a_partial_tree_is_refused_unless_accepted(tree, tmp_path):
+    """The quirky tree lacks EXPR train and AU val labels: refused, naming both, nothing written."""
+    from featurestore.errors import DataFormatError
+
+    with pytest.raises(DataFormatError) as err:
+        ingest_affwild2(tree, tmp_path / "s.zarr", progress=False)
+    msg = str(err.value)
+    assert str(tree) in msg and "task expr: no labelled videos in split train" in msg
+    assert "task au: no labelled videos in split val" in msg and "--accept-partial" in msg
+    assert not (tmp_path / "s.zarr").exists() and not list(tmp_path.glob(".s.zarr*"))
+    summary = ingest_affwild2(tree, tmp_path / "s.zarr", progress=False, accept_partial=True)
+    assert summary["found"]["labelled_videos"]["va"] == {"train": 1, "val": 2}
+    assert len(summary["found"]["accepted_problems"]) == 2
+
+
 def test_ingest_quirky_tree(tree, tmp_path):
-    summary = ingest_affwild2(tree, tmp_path / "s.zarr", progress=False)
+    summary = ingest_affwild2(tree, tmp_path / "s.zarr", progress=False, accept_partial=True)
     assert summary["videos"] == 7 and summary["store"] == str(tmp_path / "s.zarr")
     s = featurestore.open(tmp_path / "s.zarr")
     assert s.videos() == sorted(s.videos())
@@ -41,7 +56,7 @@ def test_ingest_quirky_tree(tree, tmp_path):
 
 def test_rerun_after_new_annotations_and_videos(tree, tmp_path):
     path = tmp_path / "s.zarr"
-    ingest_affwild2(tree, path, progress=False)
+    ingest_affwild2(tree, path, progress=False, accept_partial=True)
     s = featurestore.open(path, mode="a")
     offsets = {v: s.offset(v) for v in s.videos()}
     w = s.create_feature_set("mae", 4)
@@ -50,7 +65,7 @@ def test_rerun_after_new_annotations_and_videos(tree, tmp_path):
     write_annotation(tree, "va", "train", "gappy", va_rows(25, invalid={0, 3, 4}))
     write_frames(tree, "zz_new", range(1, 700))
     write_annotation(tree, "expr", "train", "zz_new", expr_rows(699))
-    summary = ingest_affwild2(tree, path, progress=False)
+    summary = ingest_affwild2(tree, path, progress=False, accept_partial=True)
     assert summary["new_videos"] == 1 and summary["revision"] == 2
     s2 = featurestore.open(path)
     assert {v: s2.offset(v) for v in offsets} == offsets
@@ -64,20 +79,20 @@ def test_rerun_after_new_annotations_and_videos(tree, tmp_path):
 
 def test_rerun_rejects_changed_frame_count(tree, tmp_path):
     path = tmp_path / "s.zarr"
-    ingest_affwild2(tree, path, progress=False)
+    ingest_affwild2(tree, path, progress=False, accept_partial=True)
     write_frames(tree, "split", [12])  # "split" grows from 9 to 12 frames
     with pytest.raises(StoreError, match="video 'split' now has 12 frames, the store has 9"):
-        ingest_affwild2(tree, path, progress=False)
+        ingest_affwild2(tree, path, progress=False, accept_partial=True)
     assert featurestore.open(path).num_frames("split") == 9
 
 
 def test_interrupted_rerun_does_not_open_as_complete(tree, tmp_path):
     path = tmp_path / "s.zarr"
-    ingest_affwild2(tree, path, progress=False)
+    ingest_affwild2(tree, path, progress=False, accept_partial=True)
     zarr.open_group(path, mode="r+").attrs[L.ATTR_INGEST] = {"state": "writing", "revision": 2}
     with pytest.raises(StoreError, match="did not finish"):
         featurestore.open(path)
-    ingest_affwild2(tree, path, progress=False)  # the rerun repairs it
+    ingest_affwild2(tree, path, progress=False, accept_partial=True)  # the rerun repairs it
     assert len(featurestore.open(path).videos()) == 7
 
 
@@ -85,5 +100,5 @@ def test_new_store_refuses_a_foreign_folder(tree, tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x.txt").write_text("x")
     with pytest.raises(StoreError, match="not a complete feature store"):
-        ingest_affwild2(tree, tmp_path / "busy", progress=False)
+        ingest_affwild2(tree, tmp_path / "busy", progress=False, accept_partial=True)
     assert not list(tmp_path.glob(".busy.tmp-*"))

@@ -222,4 +222,4 @@ def test_contact_sheet_and_cli(tmp_path):
     assert res.exit_code == 0, res.output
     assert '"faces"' in res.output and (tmp_path / "cli/affwild2/cropped_aligned").is_dir()
     again = CliRunner().invoke(main, ["synth", str(tmp_path / "cli")])
-    assert again.exit_code == 2 and "refusing" in again.output
+    assert again.exit_code == 1 and "refusing" in again.output

@@ -7,12 +7,13 @@ import shlex
 
 import click
 
+from featurestore.clierrors import ErrorGroup
 from jobs.raylocal.head import head_alive, read_head, start_head, stop_head
 from jobs.raylocal.loopback import LOOPBACK_HOSTS
 from jobs.raylocal.procs import listening_sockets
 
 
-@click.group()
+@click.group(cls=ErrorGroup)
 def cli() -> None:
     """Manage the project's loopback-only local Ray head."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
