@@ -98,13 +98,16 @@ def pack(root: str, pack: str, overwrite: bool, progress: bool) -> None:
 @click.argument("store")
 @click.option("--accept-partial", is_flag=True,
               help="Ingest even when a task or split has no labels or folders could not be read.")
-def ingest(root: str, store: str, accept_partial: bool) -> None:
+@click.option("--invalidate-changed", is_flag=True,
+              help="When a video's face mask changed, uncommit its features (default: refuse).")
+def ingest(root: str, store: str, accept_partial: bool, invalidate_changed: bool) -> None:
     """Create STORE (or update it after new annotations) from the Aff-Wild2 tree at ROOT."""
     from featurestore.ingest import ingest_affwild2
 
     try:
         summary = ingest_affwild2(root, store, progress=sys.stderr.isatty(),
-                                  accept_partial=accept_partial)
+                                  accept_partial=accept_partial,
+                                  invalidate_changed=invalidate_changed)
     except (FeatureStoreError, ValueError) as err:
         _fail(err)
     click.echo(json.dumps(summary, indent=2))

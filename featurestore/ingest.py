@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from featurestore import layout as L
 from featurestore.errors import StoreError
+from featurestore.reingest import check_or_invalidate
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def records_from_affwild2(data) -> list[VideoRecord]:
 
 
 def ingest_affwild2(root: str | os.PathLike, store_path: str | os.PathLike,
-                    progress: bool = True, accept_partial: bool = False) -> dict:
+                    progress: bool = True, accept_partial: bool = False,
+                    invalidate_changed: bool = False) -> dict:
     """Read the Aff-Wild2 tree at ``root`` and create or update the store at ``store_path``.
 
     A tree with a task or split without labels, or with folders the reader cannot use, is
@@ -88,20 +90,25 @@ def ingest_affwild2(root: str | os.PathLike, store_path: str | os.PathLike,
     check_output(store_path, {"--affwild2": root}, what="store")
     ds = read_affwild2(root)
     counts = check_dataset(ds, accept_partial)
-    summary = create_store(store_path, records_from_affwild2(ds), progress=progress)
+    summary = create_store(store_path, records_from_affwild2(ds), progress=progress,
+                           invalidate_changed=invalidate_changed)
     return {**summary, "found": counts}
 
 
 def create_store(path: str | os.PathLike, catalog: Sequence[VideoRecord], *,
-                 progress: bool = False) -> dict:
-    """Create a store from ``catalog`` or update an existing one. Returns a summary dict."""
+                 progress: bool = False, invalidate_changed: bool = False) -> dict:
+    """Create a store from ``catalog`` or update an existing one. Returns a summary dict.
+
+    An update that would change the face mask of a video with committed features is refused
+    unless ``invalidate_changed`` (then those features are uncommitted: featurestore.reingest).
+    """
     names = [r.name for r in catalog]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise StoreError(f"catalog names videos more than once: {dup[:5]}")
     where = os.fspath(path)
     if _is_store(where):
-        return _update(where, list(catalog), progress)
+        return _update(where, list(catalog), progress, invalidate_changed)
     if "://" in where:
         return _write_new(where, list(catalog), progress)
     target = Path(where)
@@ -192,7 +199,7 @@ def _write_video_rows(root: zarr.Group, rec: VideoRecord, off: int) -> None:
         _dense(root, L.valid_path(task))[off:off + n] = valid
 
 
-def _update(where: str, records: list[VideoRecord], progress: bool) -> dict:
+def _update(where: str, records: list[VideoRecord], progress: bool, invalidate: bool) -> dict:
     root = zarr.open_group(store=where, mode="r+")
     attrs = root.attrs.asdict()
     if int(attrs[L.ATTR_VERSION]) > L.LAYOUT_VERSION:
@@ -207,6 +214,8 @@ def _update(where: str, records: list[VideoRecord], progress: bool) -> dict:
         if name in by_name and by_name[name].num_frames != int(n):
             raise StoreError(f"{where}: video {name!r} now has {by_name[name].num_frames} frames, "
                              f"the store has {int(n)}; its features would be misaligned")
+    invalidated = check_or_invalidate(  # before anything is written
+        root, where, old, old_off, {r.name: r.present for r in records}, invalidate)
     gone = [n for n in old if n not in by_name]
     if gone:
         log.warning("%d videos of the store are not in the dataset; kept as they were: %s",
@@ -230,7 +239,7 @@ def _update(where: str, records: list[VideoRecord], progress: bool) -> dict:
     root.attrs[L.ATTR_INGEST] = {"state": "complete", "revision": revision}  # last
     return {"store": where, "videos": len(old) + len(new), "new_videos": len(new),
             "frames": int(sum(r.num_frames for r in keep + new)), "frame_axis": total,
-            "revision": revision}
+            "revision": revision, "invalidated": invalidated}
 
 
 def _resize(root: zarr.Group, videos: int, frames: int) -> None:

@@ -86,6 +86,34 @@ def test_rerun_rejects_changed_frame_count(tree, tmp_path):
     assert featurestore.open(path).num_frames("split") == 9
 
 
+def test_rerun_refuses_or_invalidates_a_changed_face_mask(tree, tmp_path):
+    """A jpg removed from a video whose features are committed: the re-ingest is refused naming
+    the video and set, nothing written; with invalidate_changed its features are uncommitted
+    and the new mask written; an untouched video keeps its features."""
+    path = tmp_path / "s.zarr"
+    ingest_affwild2(tree, path, progress=False, accept_partial=True)
+    s = featurestore.open(path, mode="a")
+    w = s.create_feature_set("mae", 4)
+    for v in ("gappy", "split"):
+        w.write_video(v, np.ones((int(s.present(v).sum()), 4), np.float32))
+    old_mask = s.present("gappy")
+    (tree / "cropped_aligned" / "gappy" / "00009.jpg").unlink()  # frame 9 loses its face
+    with pytest.raises(StoreError) as err:
+        ingest_affwild2(tree, path, progress=False, accept_partial=True)
+    msg = str(err.value)
+    assert "gappy (in mae)" in msg and "--invalidate-changed" in msg and "split" not in msg
+    s2 = featurestore.open(path)
+    assert s2.committed("mae") == ["gappy", "split"] and (s2.present("gappy") == old_mask).all()
+    summary = ingest_affwild2(tree, path, progress=False, accept_partial=True,
+                              invalidate_changed=True)
+    assert summary["invalidated"] == ["mae/gappy"]
+    s3 = featurestore.open(path)
+    assert s3.committed("mae") == ["split"] and not s3.present("gappy")[8]
+    assert s3.present("gappy").sum() == old_mask.sum() - 1
+    assert "gappy" in featurestore.open(path, mode="a").writer("mae").missing()
+    assert ingest_affwild2(tree, path, progress=False, accept_partial=True)["invalidated"] == []
+
+
 def test_interrupted_rerun_does_not_open_as_complete(tree, tmp_path):
     path = tmp_path / "s.zarr"
     ingest_affwild2(tree, path, progress=False, accept_partial=True)
