@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from featurestore.diskfull import disk_full, full_disk_error
+
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
 
 
@@ -20,7 +22,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: 
 
     ``suffix`` ends the temp name (for writers that pick the format from it, e.g. ``.png``);
     ``mode`` sets the file's permissions (``mkstemp`` creates it 0600). The temp file is removed
-    on error.
+    on error; a full device is an ``OSError(ENOSPC)`` naming ``path`` (featurestore.diskfull).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,8 +33,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: 
             os.chmod(tmp, mode)
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        full = isinstance(err, Exception) and disk_full(err, path.parent)  # before the cleanup
         Path(tmp).unlink(missing_ok=True)
+        if full:
+            raise full_disk_error(path, "not written; the previous file, if any, is unchanged") from err
         raise
     return path
 

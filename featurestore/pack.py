@@ -8,6 +8,7 @@ target and renamed into place, so a crash never leaves a half-written pack.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import lmdb
 import numpy as np
 from tqdm import tqdm
 
+from featurestore.diskfull import FULL_BELOW, disk_full, full_disk_error
 from featurestore.errors import DataFormatError
 from featurestore.jpeg import is_jpeg
 from featurestore.outputs import check_output, check_replace, mark
@@ -38,8 +40,18 @@ def frame_key(video: str, number: int) -> bytes:
     return f"{video}/{number:05d}".encode()
 
 
+def _ensure_space(folder: Path, need: int) -> None:
+    """Refuse to go on unless ``need`` bytes (plus a margin) are free under ``folder``: LMDB
+    meets a full device with SIGBUS (it maps pages the kernel could not write), not an error."""
+    free = shutil.disk_usage(folder).free
+    if free < need + FULL_BELOW:
+        raise OSError(errno.ENOSPC, f"No space left on device ({free} bytes free, {need} "
+                      f"needed for the next write)", str(folder))
+
+
 def _put_batch(env: lmdb.Environment, items: list[tuple[bytes, bytes]]) -> None:
     """Write ``items`` in one transaction, doubling the map size whenever it is full."""
+    _ensure_space(Path(env.path()), 2 * sum(len(k) + len(v) for k, v in items))  # CoW pages
     while True:
         try:
             with env.begin(write=True) as txn:
@@ -54,6 +66,7 @@ def _write_pack(src: AffWild2Frames, tmp: Path, progress: bool) -> dict:
     index = {v: [int(n) for n in src.frame_numbers(v)] for v in src.videos()}
     total = sum(len(n) for n in index.values())
     nbytes = 0
+    _ensure_space(tmp, 0)  # opening on a full device is already a SIGBUS
     env = lmdb.open(str(tmp), map_size=_INITIAL_MAP_SIZE, subdir=True, metasync=False, sync=False)
     try:
         batch: list[tuple[bytes, bytes]] = []
@@ -107,8 +120,11 @@ def pack_frames(root: str | Path, pack: str | Path, *, progress: bool = True,
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, pack)
-    except BaseException:
+    except BaseException as err:
+        full = isinstance(err, Exception) and disk_full(err, pack.parent)  # before the cleanup
         shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise full_disk_error(pack, "frame pack not written; nothing left behind") from err
         raise
     summary = {"pack": str(pack), **summary, "seconds": round(time.perf_counter() - t0, 3)}
     log.info("packed %(frames)d frames of %(videos)d videos into %(pack)s", summary)

@@ -16,7 +16,8 @@ from typing import Protocol
 import numpy as np
 
 from featurestore import layout as L
-from featurestore.errors import FeatureValidationError, UnknownKeyError
+from featurestore.diskfull import disk_full
+from featurestore.errors import FeatureValidationError, StoreError, UnknownKeyError
 from featurestore.featureset import FeatureSetArrays
 from featurestore.fill import fill_missing
 
@@ -95,9 +96,16 @@ class FeatureSetWriter:
         off = self.store.offset(video)
         region = np.zeros((L.aligned_length(len(full)), self.info.dim), dtype=self.info.dtype)
         region[:len(full)] = full  # (aligned n, dim): the video's whole chunks
-        self._handle.data[off:off + len(region)] = region
-        self._handle.checksum_arr[i] = checksum(full)
-        self._handle.committed_arr[i] = 1  # last: makes the video visible
+        try:
+            self._handle.data[off:off + len(region)] = region
+            self._handle.checksum_arr[i] = checksum(full)
+            self._handle.committed_arr[i] = 1  # last: makes the video visible
+        except Exception as err:
+            if "://" in self.store.path or not disk_full(err, self.store.path):
+                raise
+            raise StoreError(f"{self.store.path}: no space left on device while writing video "
+                             f"{video!r} of feature set {self.name!r}; the video is not "
+                             f"committed: free space and rerun to write it") from err
         self._handle.known.add(i)
         return True
 
