@@ -17,6 +17,7 @@ import zarr
 from tqdm import tqdm
 
 from featurestore import layout as L
+from featurestore.chunkread import read
 from featurestore.errors import StoreError, UnknownKeyError
 from featurestore.featureset import (
     FeatureSetArrays,
@@ -194,7 +195,8 @@ class FeatureStore:
 
     def present(self, video: str) -> np.ndarray:
         """(num_frames,) bool: True where the frame has a face jpg."""
-        return np.asarray(self._root[L.PRESENT][self._rows(video)], dtype=bool)
+        rows = self._rows(video)
+        return np.asarray(read(self._root[L.PRESENT], rows.start, rows.stop, self.path), dtype=bool)
 
     def labels(self, task: str, video: str) -> tuple[np.ndarray, np.ndarray]:
         """Labels of one video: values (n, ...) and valid (n,) bool, n = num_frames(video).
@@ -206,8 +208,9 @@ class FeatureStore:
         if task not in L.TASKS:
             raise UnknownKeyError(f"unknown task {task!r}; tasks are {L.TASKS}")
         rows = self._rows(video)
-        values = self._root[L.label_path(task)][rows]
-        valid = np.asarray(self._root[L.valid_path(task)][rows], dtype=bool)
+        values = read(self._root[L.label_path(task)], rows.start, rows.stop, self.path)
+        valid = np.asarray(read(self._root[L.valid_path(task)], rows.start, rows.stop, self.path),
+                           dtype=bool)
         return values, valid
 
     def load_labels(self, task: str, videos: list[str]) -> LoadedLabels:
@@ -276,7 +279,7 @@ class FeatureStore:
         chunks = [self._cache.get((name, c)) for c in range(first, last + 1)]
         todo = [first + k for k, ch in enumerate(chunks) if ch is None]
         if todo:
-            block = data[todo[0] * C:(todo[-1] + 1) * C]  # (rows, dim), one zarr call
+            block = read(data, todo[0] * C, (todo[-1] + 1) * C, self.path)  # (rows, dim), one call
             for c in todo:
                 ch = block[(c - todo[0]) * C:(c - todo[0] + 1) * C]
                 chunks[c - first] = ch
@@ -309,8 +312,12 @@ class FeatureStore:
             off, n = int(self._offset[i]), int(self._frames[i])
             for a in range(0, n, block):
                 b = min(n, a + block)
-                handle.data.get_basic_selection(slice(off + a, off + b),
-                                                out=nd.from_numpy_array(dest[pos + a:pos + b]))
+                try:
+                    handle.data.get_basic_selection(
+                        slice(off + a, off + b), out=nd.from_numpy_array(dest[pos + a:pos + b]))
+                except Exception:  # name the damaged chunk (chunkread.read raises StoreError)
+                    read(handle.data, off + a, off + b, self.path)
+                    raise
             spans[v] = (pos, pos + n)
             pos += n
         if memmap is not None:
@@ -320,6 +327,11 @@ class FeatureStore:
     def uncached(self) -> FeatureStore:
         """This store again, with no chunk cache: every read comes from storage (verify)."""
         return FeatureStore(self._root, self.path, self.mode, cache_bytes=0)
+
+    def array(self, key: str) -> zarr.Array:
+        """The stored array at layout key ``key`` (``featurestore.layout``: OFFSET, PRESENT,
+        label_path(task), ...) as written, for verification and plain-zarr tools."""
+        return self._root[key]
 
     # writing -----------------------------------------------------------------------------
     def require_writable(self) -> None:
