@@ -228,4 +228,4 @@ def test_feature_set_attributes_are_one_metadata_write(tmp_path, monkeypatch):
 
     attrs = [json.loads(w).get("attributes", {}) for w in written]
     assert len(written) == 2 and attrs[0] == {}
-    assert set(attrs[1]) == {"dim", "dtype", "fill", "provenance"}
+    assert set(attrs[1]) == {"dim", "dtype", "fill", "provenance", "uid"}  # uid: cache identity
