@@ -173,13 +173,16 @@ def measure(paths: dict, lengths: list[int], windows: int) -> dict:
         "per_frame": lambda v, a: npz_window(idx[v], a),
         "store_single": lambda v, a: s.features("emb", f"v{idx[v]:04d}", a, a + WIN),
         "store_nocache": lambda v, a: cold.features("emb", f"v{idx[v]:04d}", a, a + WIN),
+        "zarr_slice": lambda v, a: zdata[zoff[v] + a:zoff[v] + a + WIN],  # the pre-issue-11 read
     }
     cold = featurestore.open(paths["store"], cache_bytes=0)
+    zdata = cold.set_arrays("emb").data
+    zoff = [cold.offset(f"v{i:04d}") for i in idx]
     counts = {"store_train": windows * 20, "memmap_train": windows * 20, "per_frame": windows,
-              "store_single": windows, "store_nocache": windows}
+              "store_single": windows, "store_nocache": windows, "zarr_slice": windows}
     wps = interleaved(readers, fl, counts)
     return {"store": {**st, "train_wps": wps["store_train"], "single_wps": wps["store_single"],
-                      "nocache_wps": wps["store_nocache"]},
+                      "nocache_wps": wps["store_nocache"], "zarr_wps": wps["zarr_slice"]},
             "memmap": {"load_s": mm_load, "train_wps": wps["memmap_train"],
                        "single_wps": wps["memmap_train"]},
             "per_frame": {"load_s": pf_load, "train_wps": wps["per_frame"],
@@ -236,7 +239,10 @@ def report(lengths, res, sizes, writes, codec_rows, cmd) -> str:
               f"- fold load: per-frame / store = {pf['load_s'] / st['load_s']:.0f}x slower "
               "(per-frame timed on 4 videos, scaled by frames)",
               f"- single-window `FeatureStore.features` reads/s: {st['single_wps']:.0f} with the default "
-              f"64 MB chunk LRU, {st['nocache_wps']:.0f} with no cache (target >= 400)",
+              f"64 MB chunk LRU, {st['nocache_wps']:.0f} with no cache (target >= 1,000); "
+              f"baseline in the same run: one zarr slice per window (how `features` read before "
+              f"issue 11, no LRU) {st['zarr_wps']:.0f}/s, so {st['nocache_wps'] / st['zarr_wps']:.2f}x "
+              f"without and {st['single_wps'] / st['zarr_wps']:.2f}x with the LRU",
               f"- store open {st['open_s'] * 1e3:.0f} ms; fold load peak traced memory = "
               f"{st['peak_ratio']:.2f}x the fold's feature bytes (target <= 1.3)", "",
               f"Chunk/codec sweep on the first 4 videos (the store uses {L.CHUNK_FRAMES} frames, zstd "
@@ -250,11 +256,12 @@ def report(lengths, res, sizes, writes, codec_rows, cmd) -> str:
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
-def update_benchmarks(text: str, path: Path = BENCHMARKS) -> None:
+def update_benchmarks(text: str, path: Path = BENCHMARKS, marks: tuple = (BEGIN, END)) -> None:
     """Replace (or append) this benchmark's section of BENCHMARKS.md, atomically."""
+    begin, end = marks
     old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + text + old[old.index(end) + len(end):]
     else:
         new = old.rstrip("\n") + "\n\n" + text + "\n"
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
@@ -274,14 +281,32 @@ def add_scale_line(line: str, path: Path = BENCHMARKS) -> None:
     os.replace(tmp, path)
 
 
-def run_default(frames: int, videos: int, work: Path, windows: int) -> str:
+SERVING = ("<!-- bench_serving:begin -->", "<!-- bench_serving:end -->")
+
+
+def run_serving(lengths: list[int], paths: dict, work: Path) -> str:
+    """Issue 11's serving benchmarks (bench_serving.py) as their own BENCHMARKS.md section."""
+    import bench_serving
+
+    lines = bench_serving.run(paths["store"], paths["memmap"], lengths, WIN, STRIDE, ROUNDS, work)
+    return "\n".join([SERVING[0], "### Serving other models (bench/bench_store.py)", "",
+                      f"Command: `{' '.join(sys.argv)}`", "", *lines, SERVING[1]])
+
+
+def run_default(frames: int, videos: int, work: Path, windows: int,
+                serving_out: list | None = None) -> str:
     lengths = video_lengths(frames, videos, 0)
     paths = {"store": work / "store.zarr", "memmap": work / "raw.npy", "per_frame": work / "abaw"}
     writes = {"store": build_store(paths["store"], lengths),
-              "memmap": build_memmap(paths["memmap"], lengths),
-              "per_frame": build_per_frame(paths["per_frame"], lengths)}
+              "memmap": build_memmap(paths["memmap"], lengths)}
+    if serving_out is not None and serving_out == ["only"]:
+        serving_out[0] = run_serving(lengths, paths, work)
+        return ""
+    writes["per_frame"] = build_per_frame(paths["per_frame"], lengths)
     sizes = {k: (os.path.getsize(p), 1) if p.is_file() else du(p) for k, p in paths.items()}
     res = measure(paths, lengths, windows)
+    if serving_out is not None:
+        serving_out.append(run_serving(lengths, paths, work))
     return report(lengths, res, sizes, writes, codec_sweep(lengths, work), " ".join(sys.argv))
 
 
@@ -318,19 +343,27 @@ def run_scale(work: Path) -> str:
 @click.option("--dir", "work", default=None, help="Work folder (default: a temp folder, deleted).")
 @click.option("--scale", is_flag=True, help="Build a 3,000,000 x 768 store instead (about 4 GB).")
 @click.option("--no-write", is_flag=True, help="Print only; leave BENCHMARKS.md alone.")
-def main(frames: int, videos: int, windows: int, work: str | None, scale: bool, no_write: bool):
+@click.option("--serving/--no-serving", default=True, show_default=True,
+              help="Also run the serving benchmarks (batched, S3, Ray Data).")
+@click.option("--only-serving", is_flag=True, help="Run only the serving benchmarks.")
+def main(frames: int, videos: int, windows: int, work: str | None, scale: bool, no_write: bool,
+         serving: bool, only_serving: bool):
     base = Path(tempfile.mkdtemp(prefix="bench_store_", dir=work))
+    extra = ["only"] if only_serving else [] if serving else None
     try:
-        text = run_scale(base) if scale else run_default(frames, videos, base, windows)
+        text = run_scale(base) if scale else run_default(frames, videos, base, windows, extra)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    click.echo(text)
+    for part in ([text] if text else []) + (extra or []):
+        click.echo(part)
     if no_write:
         return
     if scale:
         add_scale_line(text)
-    else:
+    elif text:
         update_benchmarks(text)
+    if extra:
+        update_benchmarks(extra[0], marks=SERVING)
 
 
 if __name__ == "__main__":

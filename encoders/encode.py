@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from encoders.checkpoint import WEIGHTS, CheckpointError, load_checkpoint, read_config
-from encoders.data import to_model_input
+from encoders.data import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from encoders.jpeg import make_decoder
 from encoders.pipeline import BatchPipeline
 from encoders.presets import MAEConfig
@@ -52,6 +52,9 @@ def encoder_provenance(checkpoint_dir: str | os.PathLike) -> dict[str, Any]:
         "checkpoint_sha256": doc["weights_sha256"],
         "preset": cfg.name,
         "input_size": cfg.img_size,
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+                          "pixels": "RGB in [0, 1], bilinear (antialiased) resize to input_size, "
+                                    "then (x - mean) / std"},
         "stage": doc["stage"],
         "dim": cfg.embed_dim,
         "pooling": POOLING,

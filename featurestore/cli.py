@@ -194,3 +194,41 @@ def verify(store: str) -> None:
     click.echo(json.dumps(report, indent=2))
     if not report["ok"]:
         sys.exit(1)
+
+
+@main.command(name="rm-set")
+@click.argument("store")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Really delete (without it, only say what would go).")
+def rm_set(store: str, name: str, yes: bool) -> None:
+    """Delete feature set NAME of STORE (no writer may be running)."""
+    import featurestore
+    from featurestore.sets import remove_feature_set
+
+    try:
+        s = featurestore.open(store, mode="r+" if yes else "r")
+        committed = len(s.committed(name))
+        if not yes:
+            click.echo(f"would delete feature set {name} ({committed} committed videos); "
+                       "add --yes to delete it")
+            return
+        count = remove_feature_set(s, name)
+    except FeatureStoreError as err:
+        _fail(err)
+    click.echo(f"deleted feature set {name} ({committed} committed videos, {count} objects)")
+
+
+@main.command(name="rename-set")
+@click.argument("store")
+@click.argument("old")
+@click.argument("new")
+def rename_set(store: str, old: str, new: str) -> None:
+    """Rename feature set OLD of STORE to NEW (no writer may be running)."""
+    import featurestore
+    from featurestore.sets import rename_feature_set
+
+    try:
+        rename_feature_set(featurestore.open(store, mode="r+"), old, new)
+    except FeatureStoreError as err:
+        _fail(err)
+    click.echo(f"renamed feature set {old} to {new}")

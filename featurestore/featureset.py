@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,7 @@ def create_set(root: zarr.Group, name: str, dim: int, *, dtype: str, fill: str,
     prov.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     # One metadata write (``attrs.update`` would write once per key): readers see the set
     # complete, with every attribute, or not at all.
-    group.update_attributes({"dim": int(dim), "dtype": dtype, "fill": fill, "provenance": prov})
+    group.update_attributes({"dim": int(dim), "dtype": dtype, "fill": fill, "provenance": prov,
+                             "uid": uuid.uuid4().hex})  # cache identity: a recreated set differs
     log.info("created feature set %s (dim %d, %s)", name, dim, dtype)
     return True

@@ -91,23 +91,26 @@ def _path_str(path: str | os.PathLike) -> str:
     return os.fspath(path)
 
 
-def open(path: str | os.PathLike, mode: str = "r", *, cache_bytes: int = 64 << 20) -> FeatureStore:
-    """Open a feature store (local path or fsspec URL such as ``memory://x``, ``s3://b/x``).
+def open(path: str | os.PathLike, mode: str = "r", *, cache_bytes: int = 64 << 20,
+         storage_options: dict | None = None, local_cache: str | os.PathLike | None = None,
+         local_cache_bytes: int | None = None) -> FeatureStore:
+    """Open a feature store (local path or fsspec URL such as ``memory://x``, ``s3://b/x``,
+    ``http://host/x.zarr``).
 
-    mode "r" is read-only; "r+" / "a" allow creating and writing feature sets.
+    mode "r" is read-only; "r+" / "a" allow creating and writing feature sets. ``cache_bytes``
+    bounds the in-memory LRU of decoded chunks. ``storage_options`` go to fsspec (for s3:
+    ``endpoint_url``, ``key``, ``secret``, ...). ``local_cache``: a folder keeping the stored
+    bytes of feature chunks read from a remote store, at most ``local_cache_bytes`` (default
+    10 GiB; see featurestore.chunks.DiskCache). Without the arguments, the environment variables
+    FEATURESTORE_CACHE and FEATURESTORE_CACHE_BYTES give them (used by the CLI).
     """
+    from featurestore.remote import open_root
+
     if mode not in MODES:
         raise StoreError(f"mode {mode!r} is not one of {MODES}")
     where = _path_str(path)
-    try:
-        root = zarr.open_group(store=where, mode="r" if mode == "r" else "r+")
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise StoreError(f"{where}: no feature store here ({err})") from err
-    except Exception as err:  # zarr raises its own not-found types
-        if type(err).__name__.endswith("NotFoundError"):
-            raise StoreError(f"{where}: no feature store here") from err
-        raise
-    return FeatureStore(root, where, mode, cache_bytes=cache_bytes)
+    root, disk = open_root(where, mode, storage_options, local_cache, local_cache_bytes)
+    return FeatureStore(root, where, mode, cache_bytes=cache_bytes, disk=disk)
 
 
 def check_version(attrs: dict, where: str) -> None:
@@ -128,7 +131,8 @@ def check_version(attrs: dict, where: str) -> None:
 class FeatureStore:
     """A feature store opened by :func:`open`. See docs/STORE.md for the layout."""
 
-    def __init__(self, root: zarr.Group, where: str, mode: str, *, cache_bytes: int = 64 << 20):
+    def __init__(self, root: zarr.Group, where: str, mode: str, *, cache_bytes: int = 64 << 20,
+                 disk=None):
         attrs = root.attrs.asdict()
         check_version(attrs, where)
         self._root, self.path, self.mode = root, where, mode
@@ -146,6 +150,7 @@ class FeatureStore:
         self._split = root[L.SPLIT][:n] if n else np.zeros((0, len(L.TASKS)), np.int8)  # (V, T)
         self._sets: dict[str, FeatureSetArrays] = {}
         self._cache = _ChunkCache(cache_bytes)
+        self._disk = disk  # featurestore.chunks.DiskCache of a remote store, or None
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.path!r}, videos={len(self._names)}, mode={self.mode!r})"
@@ -271,6 +276,9 @@ class FeatureStore:
         return self._read_rows(name, lo, hi)
 
     def _read_rows(self, name: str, lo: int, hi: int) -> np.ndarray:
+        """Rows [lo, hi) of committed videos of set ``name``: whole chunks via the chunk LRU."""
+        from featurestore.batch import chunk_source
+
         C = L.CHUNK_FRAMES
         data = self.set_arrays(name).data
         if hi <= lo:
@@ -279,14 +287,25 @@ class FeatureStore:
         chunks = [self._cache.get((name, c)) for c in range(first, last + 1)]
         todo = [first + k for k, ch in enumerate(chunks) if ch is None]
         if todo:
-            block = read(data, todo[0] * C, (todo[-1] + 1) * C, self.path)  # (rows, dim), one call
+            got = chunk_source(self, name).read(todo)
             for c in todo:
-                ch = block[(c - todo[0]) * C:(c - todo[0] + 1) * C]
-                chunks[c - first] = ch
-                self._cache.put((name, c), ch)
+                chunks[c - first] = got[c]
+                self._cache.put((name, c), got[c])
         if len(chunks) == 1:
             return chunks[0][lo - first * C:hi - first * C].copy()
         return np.concatenate(chunks)[lo - first * C:hi - first * C]  # (hi - lo, dim)
+
+    def read_windows(self, sets, windows, length: int, *, task: str | None = None, dtype=None):
+        """Many windows at once: see :func:`featurestore.batch.read_windows` (B, L, D) + pad."""
+        from featurestore.batch import read_windows
+
+        return read_windows(self, sets, windows, length, task=task, dtype=dtype)
+
+    def read_frames(self, sets, video: str, start: int | None = None, stop: int | None = None):
+        """Frames of one video with several sets concatenated per frame: (stop - start, D)."""
+        from featurestore.batch import read_frames
+
+        return read_frames(self, sets, video, start, stop)
 
     def load(self, name: str, videos: list[str], *, memmap: str | os.PathLike | None = None,
              progress: bool = False) -> LoadedFeatures:

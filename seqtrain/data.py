@@ -1,10 +1,11 @@
 """Window datasets over per-video feature arrays held in memory.
 
 Features come from one bulk ``store.load`` (whole fold in memory) or from plain numpy arrays
-(``from_arrays``), so the dataset is testable without a store. Windows are built from
-``window_starts`` once per epoch; training may shift each video's starts by a random offset
-(``jitter``, see ``jittered_starts``: every frame is still in a window every epoch), evaluation
-iterates every window of every video in order.
+(``from_arrays``), so the dataset is testable without a store. The windows and their order are
+planned by ``featurestore.sampler.WindowSampler`` (the sampler other models use) once per epoch;
+training may shift each video's starts by a random offset (``jitter``, see
+``jittered_starts``: every frame is still in a window every epoch), evaluation iterates every
+window of every video in order.
 """
 
 from __future__ import annotations
@@ -14,24 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
-from seqtrain.windows import window_index, window_starts
+from featurestore.sampler import WindowSampler, jittered_starts
+from seqtrain.windows import window_index
 
-__all__ = ["VideoSeq", "from_arrays", "load_videos", "WindowDataset", "jittered_starts"]
-
-
-def jittered_starts(n: int, w: int, s: int, offset: int) -> np.ndarray:
-    """Training window starts shifted by ``offset`` in [0, s) that still cover every frame.
-
-    The grid ``offset - s + j*s`` (j = 0..k, k = ``len(window_starts(n, w, s))``) is clipped to
-    [0, n - w]: the first window starts at 0, the last ends on the last frame, neighbours are at
-    most ``s <= w`` apart, so every frame is in a window in every epoch, and the count (k + 1) does
-    not depend on the offset (fixed epoch length). Requires n > w. Returns (k + 1,) int64.
-    """
-    k = len(window_starts(n, w, s))
-    grid = offset - s + s * np.arange(k + 1, dtype=np.int64)
-    return np.clip(grid, 0, n - w)
+__all__ = ["VideoSeq", "from_arrays", "load_videos", "WindowDataset", "PlanOrder",
+           "jittered_starts"]
 
 
 @dataclass(frozen=True)
@@ -94,19 +84,21 @@ class WindowDataset(Dataset):
             raise ValueError("WindowDataset needs at least one video")
         self.videos = list(videos)
         self.window, self.stride, self.jitter, self.seed = window, stride, jitter, seed
+        # the store's sampler plans the windows (and their order): the trainer and other models
+        # read the store the same way
+        self.plan = WindowSampler([(str(i), v.num_frames) for i, v in enumerate(self.videos)],
+                                  window, stride, seed=seed, jitter=jitter)
         self.windows: list[tuple[int, int]] = []
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        rng = np.random.default_rng((self.seed, epoch))
-        windows = []
-        for i, v in enumerate(self.videos):
-            n = v.num_frames
-            starts = window_starts(n, self.window, self.stride)  # (k,)
-            if self.jitter and n > self.window:
-                starts = jittered_starts(n, self.window, self.stride, int(rng.integers(0, self.stride)))
-            windows.extend((i, int(s)) for s in starts)
-        self.windows = windows
+        self.plan.set_epoch(epoch)
+        vids, starts = self.plan.windows(epoch)  # (N,), (N,)
+        self.windows = list(zip(vids.tolist(), starts.tolist(), strict=True))
+
+    def loader_sampler(self) -> PlanOrder:
+        """A torch Sampler over this dataset's items in the plan's (seed, epoch) order."""
+        return PlanOrder(self.plan)
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -123,3 +115,25 @@ class WindowDataset(Dataset):
             labels = torch.from_numpy(lab.astype(np.int64 if lab.dtype == np.int64 else np.float32))
         valid = torch.from_numpy(v.valid[idx] & ~pad)  # (w,)
         return feats, labels, valid, torch.from_numpy(pad)
+
+
+class PlanOrder(Sampler):
+    """Dataset indices in the order of a featurestore WindowSampler (deterministic from
+    (seed, epoch), split by rank); set ``epoch`` before each epoch."""
+
+    def __init__(self, plan: WindowSampler):
+        self.plan = plan
+
+    @property
+    def epoch(self) -> int:
+        return self.plan.epoch
+
+    @epoch.setter
+    def epoch(self, epoch: int) -> None:
+        self.plan.set_epoch(epoch)
+
+    def __iter__(self):
+        return iter(self.plan.order().tolist())
+
+    def __len__(self) -> int:
+        return len(self.plan)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from featurestore.atomic import atomic_write, atomic_write_json
 from featurestore.safeio import read_json
@@ -39,20 +39,6 @@ __all__ = ["FitConfig", "fit", "load_fold"]
 
 log = logging.getLogger(__name__)
 STATE, METRICS, CURVE, EXAMPLE, BEST = "state.pt", "metrics.json", "curve.png", "val_example.npz", "best"
-
-
-class EpochShuffle(Sampler):
-    """Random order that depends only on (seed, epoch), so a resumed run sees the same batches."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def load_fold(cfg: FitConfig) -> tuple[list[VideoSeq], list[VideoSeq]]:
@@ -90,7 +76,7 @@ def _setup(cfg: FitConfig, train: Sequence[VideoSeq]):
     model = model.to(cfg.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ds = WindowDataset(train, cfg.window, cfg.stride, jitter=cfg.jitter, seed=cfg.seed)
-    sampler = EpochShuffle(len(ds), cfg.seed)
+    sampler = ds.loader_sampler()  # featurestore.sampler order from (seed, epoch)
     loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=False)
     steps = len(loader)
     sched = warmup_cosine_scheduler(opt, cfg.warmup_epochs * steps, cfg.epochs * steps)

@@ -17,30 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from featurestore.sampler import window_starts  # one definition, shared with other models
+
 __all__ = ["window_starts", "window_index", "stitch"]
-
-
-def _check(n: int, w: int, s: int) -> None:
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if w < 1:
-        raise ValueError(f"window w must be >= 1, got {w}")
-    if not 1 <= s <= w:
-        raise ValueError(f"stride s must satisfy 1 <= s <= w={w}, got {s}")
-
-
-def window_starts(n: int, w: int, s: int) -> np.ndarray:
-    """Start frames (0-based) of the windows covering a video of ``n`` frames.
-
-    Returns: (k,) int64, strictly increasing; ``k = 1`` when ``n <= w``.
-    """
-    _check(n, w, s)
-    if n <= w:
-        return np.zeros(1, dtype=np.int64)
-    starts = np.arange(0, n - w, s, dtype=np.int64)  # every start with start + w < n
-    if starts[-1] != n - w:
-        starts = np.append(starts, np.int64(n - w))
-    return starts
 
 
 def window_index(n: int, start: int, w: int) -> tuple[np.ndarray, np.ndarray]:

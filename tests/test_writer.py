@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -93,7 +94,14 @@ def _write_worker(path: str, videos: list[str]) -> None:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file's bytes; the feature set's random ``uid`` attribute (a cache identity) removed."""
+    out = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    for key, data in out.items():
+        if key.endswith("zarr.json") and b'"uid"' in data:
+            meta = json.loads(data)
+            meta["attributes"].pop("uid")
+            out[key] = json.dumps(meta).encode()
+    return out
 
 
 def test_two_writer_processes_equal_one_writer(tmp_path):
@@ -220,4 +228,4 @@ def test_feature_set_attributes_are_one_metadata_write(tmp_path, monkeypatch):
 
     attrs = [json.loads(w).get("attributes", {}) for w in written]
     assert len(written) == 2 and attrs[0] == {}
-    assert set(attrs[1]) == {"dim", "dtype", "fill", "provenance"}
+    assert set(attrs[1]) == {"dim", "dtype", "fill", "provenance", "uid"}  # uid: cache identity
