@@ -76,6 +76,6 @@ def test_cli_rm_and_rename(tmp_path):
     assert run(main, ["rename-set", path, "x", "y"]).exit_code == 0
     assert featurestore.open(path).feature_sets() == ["y"]
     bad = run(main, ["rename-set", path, "nope", "z"])
-    assert bad.exit_code == 2 and "error:" in bad.output and "unknown feature set 'nope'" in bad.output
+    assert bad.exit_code == 1 and "error:" in bad.output and "unknown feature set 'nope'" in bad.output
     assert run(main, ["rm-set", path, "y", "--yes"]).exit_code == 0
     assert featurestore.open(path).feature_sets() == []
