@@ -19,6 +19,7 @@ demo: setup
 	$(PY) -m jobs.demo --run $(RUN)
 
 test: setup
+	$(PY) tests/realmedia.py  # real clips + MTCNN weights from the registry (cached)
 	$(PY) -m pytest -q
 
 lint: setup

@@ -79,7 +79,12 @@ def ingest_affwild2(root: str | os.PathLike, store_path: str | os.PathLike,
     """Read the Aff-Wild2 tree at ``root`` and create or update the store at ``store_path``."""
     from featurestore.affwild2 import read_affwild2
 
-    return create_store(store_path, records_from_affwild2(read_affwild2(root)), progress=progress)
+    summary = create_store(store_path, records_from_affwild2(read_affwild2(root)), progress=progress)
+    if (Path(root) / "faces").is_dir():  # face records of `affvideo faces`: arrays next to present
+        from featurestore.video.store_faces import write_face_arrays
+
+        summary["face_records"] = write_face_arrays(store_path, Path(root) / "faces")
+    return summary
 
 
 def create_store(path: str | os.PathLike, catalog: Sequence[VideoRecord], *,
