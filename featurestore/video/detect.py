@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality: faces hold arrays
 class Face:
     """One detected face. box: (4,) x1, y1, x2, y2 in pixels; landmarks: (5, 2) x, y in pixels,
     in :data:`LANDMARK_NAMES` order; score in [0, 1]."""
