@@ -24,7 +24,13 @@ from featurestore.video.detect import FaceDetector
 from featurestore.video.faces import FRAMES_DIR, FacesConfig, extract_video, subject_names
 from featurestore.video.meta import load_record, record_path
 from featurestore.video.sheet import contact_sheet
-from jobs.video_predict import DEFAULT_ENCODER, DEFAULT_HEADS, load_heads, predict_outputs, video_features
+from jobs.video_predict import (
+    DEFAULT_ENCODER,
+    DEFAULT_HEADS,
+    load_heads,
+    predict_outputs,
+    video_features,
+)
 from jobs.video_table import plot_timeline, table_rows, write_table
 
 __all__ = ["EmotionsConfig", "make_detector", "video_emotions", "store_tables", "output_paths"]

@@ -3,11 +3,17 @@
 import cv2
 import numpy as np
 import pytest
-from realmedia import clips, mtcnn, mtcnn_weights  # noqa: F401  (fixtures)
 
-from featurestore.video.align import TEMPLATE_112, align_face, similarity_transform, transform_points
+from featurestore.video.align import (
+    TEMPLATE_112,
+    align_face,
+    similarity_transform,
+    transform_points,
+)
 from featurestore.video.detect import Face
 from featurestore.video.track import SubjectTracker, flow_track
+
+pytest_plugins = ["realmedia"]  # fixtures: clips, mtcnn_weights, mtcnn
 
 
 def _rgb(path):

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from realmedia import clips, mtcnn, mtcnn_weights  # noqa: F401  (fixtures)
 
 from featurestore.video.decode import iter_frames
 from featurestore.video.faces import FacesConfig, extract_faces
@@ -101,6 +100,8 @@ def test_two_subjects_become_left_and_right(clips, mtcnn, tmp_path):
 PEAK = """
 import resource, sys
 from jobs.video_cli import main
+
+pytest_plugins = ["realmedia"]  # fixtures: clips, mtcnn_weights, mtcnn
 try:
     main(sys.argv[1:], standalone_mode=False)
 finally:

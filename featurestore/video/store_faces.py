@@ -20,7 +20,7 @@ import numpy as np
 import zarr
 
 from featurestore import layout as L
-from featurestore.video.meta import FACES_DIR, load_record
+from featurestore.video.meta import load_record
 
 __all__ = ["FACE_ARRAYS", "write_face_arrays", "read_face_arrays"]
 
