@@ -30,6 +30,7 @@ bench: setup
 	$(PY) bench/bench_seqtrain.py
 	$(PY) bench/bench_encoders.py
 	$(PY) bench/bench_extract.py
+	$(PY) bench/bench_video.py
 
 clean:
 	rm -rf $(RUN)

@@ -85,12 +85,16 @@ def video_emotions(inputs: str | os.PathLike | list, out: str | os.PathLike,
                    progress: bool = True) -> tuple[list[Path], dict[str, str]]:
     """Tables (and pictures) of every video of ``inputs``. Returns the CSV paths written or
     found, and ``{video: error}`` of the videos that failed (the others are still done)."""
+    from encoders.checkpoint import CheckpointError
     from encoders.encode import FrameEncoder
 
     out = Path(out)
     paths = [Path(p) for p in inputs] if isinstance(inputs, list | tuple) else find_videos(inputs)
     heads = load_heads(cfg.heads, cfg.fold, cfg.device)
-    encoder = FrameEncoder(cfg.encoder, cfg.device, cfg.batch_size)
+    try:
+        encoder = FrameEncoder(cfg.encoder, cfg.device, cfg.batch_size)
+    except CheckpointError as err:  # a message naming the folder, not a traceback
+        raise FileNotFoundError(f"encoder: {err}") from None
     if encoder.dim != heads.in_dim:
         raise ValueError(f"{cfg.encoder}: the encoder gives {encoder.dim} features, the heads "
                          f"in {cfg.heads} read {heads.in_dim}")

@@ -58,14 +58,17 @@ def test_bad_videos_fail_by_name_and_the_batch_goes_on(clips, mtcnn_weights, tmp
     assert "Traceback" not in res.output
 
 
-def test_missing_and_empty_inputs_are_one_error_line(tmp_path, mtcnn_weights):
+def test_missing_inputs_and_models_are_one_error_line(clips, tmp_path, mtcnn_weights):
     (tmp_path / "empty").mkdir()
-    for target in (tmp_path / "empty",):
-        res = CliRunner().invoke(main, ["faces", str(target), str(tmp_path / "o")])
-        assert res.exit_code == 2 and res.output.startswith("error:") and "empty" in res.output
-    res = CliRunner().invoke(main, ["emotions", str(tmp_path / "empty"), str(tmp_path / "o"),
+    res = CliRunner().invoke(main, ["faces", str(tmp_path / "empty"), str(tmp_path / "o")])
+    assert res.exit_code == 2 and res.output.startswith("error:") and "empty" in res.output
+    res = CliRunner().invoke(main, ["emotions", str(clips["single_face.mp4"]), str(tmp_path / "o"),
                                     "--heads", str(tmp_path / "none")])
-    assert res.exit_code == 2 and "none" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and res.output.startswith("error:") and "none" in res.output
+    res = CliRunner().invoke(main, ["faces", str(clips["single_face.mp4"]), str(tmp_path / "o"),
+                                    "--detector", str(tmp_path / "yunet.onnx")])
+    assert res.exit_code == 2 and "yunet.onnx" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder: cannot make one unreadable")
