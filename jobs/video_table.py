@@ -81,10 +81,11 @@ def plot_timeline(path: str | os.PathLike, title: str, fps: float, present: np.n
     fig, ax = plt.subplots(4, 1, figsize=(12, 8), sharex=True,
                            gridspec_kw={"height_ratios": [0.6, 1.6, 1.4, 2.0]})
     ax[0].imshow(present[None].astype(float), aspect="auto", cmap="Greens", vmin=0, vmax=1.4,
-                 extent=(*ext, 0, 1))
-    if score is not None:
+                 extent=(*ext, 0, 1.1))
+    if score is not None:  # the detector's score, black, on the same 0..1 scale
         ax[0].plot(t, np.where(present, score, np.nan), color="k", lw=0.8)
-    ax[0].set_yticks([]), ax[0].set_ylabel("face", rotation=0, ha="right", va="center")
+    ax[0].set_ylim(0, 1.1), ax[0].set_yticks([0, 1])
+    ax[0].set_ylabel("face\nscore", rotation=0, ha="right", va="center")
     ax[0].set_title(f"{title}: {int(present.sum())} of {n} frames with a face (green)", fontsize=10)
     ax[1].plot(t, outputs["va"][:, 0], label="valence", color="tab:blue")
     ax[1].plot(t, outputs["va"][:, 1], label="arousal", color="tab:red")
@@ -98,7 +99,7 @@ def plot_timeline(path: str | os.PathLike, title: str, fps: float, present: np.n
                       extent=(*ext, len(AU_NAMES) - 0.5, -0.5), interpolation="nearest")
     ax[3].set_yticks(range(len(AU_NAMES)), AU_NAMES, fontsize=7)
     ax[3].set_xlabel("time (s)")
-    fig.colorbar(im, ax=ax[2:], fraction=0.02, pad=0.01, label="probability")
+    fig.colorbar(im, ax=list(ax), fraction=0.02, pad=0.01, label="probability")  # all panels
     out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"), suffix=".png")
     plt.close(fig)
     return out

@@ -15,6 +15,8 @@ from featurestore.video.faces import FacesConfig, extract_faces
 from featurestore.video.meta import load_record, record_path
 from jobs.video_cli import main
 
+pytest_plugins = ["realmedia"]  # fixtures: clips, mtcnn_weights, mtcnn
+
 
 def _write_video(path, frames, fps=30.0):
     h, w = frames[0].shape[:2]
@@ -94,8 +96,12 @@ def test_two_subjects_become_left_and_right(clips, mtcnn, tmp_path):
     right = load_record(record_path(tmp_path / "out", "group_right"))
     assert left.present.all() and right.present.all()
     assert (left.box[:, 0] < right.box[:, 0]).all()
-    # tracked, not re-chosen: each subject's box moves with the pan, by about 3 px a frame
-    assert np.abs(np.diff(left.box[:, 0]) - 3).max() < 4
+    # tracked, not re-chosen: each subject's box follows the pan (3 px a frame) up to the
+    # detector's jitter, far less than the distance to the next face (about one face width)
+    for rec in (left, right):
+        centre = rec.box[:, [0, 2]].mean(axis=1)
+        width = rec.box[:, 2] - rec.box[:, 0]
+        assert (np.abs(np.diff(centre) - 3) < 0.2 * width[1:]).all(), centre
     for name in results[0].names:
         assert len(list((tmp_path / "out" / "cropped_aligned" / name).glob("*.jpg"))) == 4
 
@@ -103,8 +109,6 @@ def test_two_subjects_become_left_and_right(clips, mtcnn, tmp_path):
 PEAK = """
 import resource, sys
 from jobs.video_cli import main
-
-pytest_plugins = ["realmedia"]  # fixtures: clips, mtcnn_weights, mtcnn
 try:
     main(sys.argv[1:], standalone_mode=False)
 finally:
