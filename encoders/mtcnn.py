@@ -31,12 +31,16 @@ log = logging.getLogger(__name__)
 class MTCNNConfig:
     """min_face: smallest face side searched, in pixels of the (possibly downscaled) image;
     max_side: frames whose longer side is larger are downscaled to it before detection;
-    thresholds: face probability cut of P-, R- and O-Net; factor: pyramid scale step."""
+    thresholds: face probability cut of P-, R- and O-Net; factor: pyramid scale step;
+    threads: torch threads while detecting (0: leave torch's setting). The nets are tiny: with
+    more threads than free cores, OpenMP's waiting made detection 20x slower here (BENCHMARKS.md),
+    so one thread is the default."""
 
     min_face: int = 40
     max_side: int = 640
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     factor: float = 0.709
+    threads: int = 1
 
     def __post_init__(self):
         if self.min_face < 12:
@@ -47,6 +51,8 @@ class MTCNNConfig:
             raise ValueError(f"thresholds must be three values in [0, 1), got {self.thresholds!r}")
         if not 0.1 <= self.factor < 1.0:
             raise ValueError(f"factor must be in [0.1, 1), got {self.factor!r}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads!r}")
 
 
 def _normalize(images: np.ndarray) -> torch.Tensor:
@@ -142,11 +148,21 @@ class MTCNN:
         keep = _nms(boxes, scores, 0.7)
         return _square(boxes[keep]), scores[keep]
 
-    @torch.inference_mode()
     def detect(self, image: np.ndarray) -> list[Face]:
         """image: (H, W, 3) uint8 RGB -> faces in image pixels, best score first."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+        before = torch.get_num_threads()
+        if self.cfg.threads and self.cfg.threads != before:
+            torch.set_num_threads(self.cfg.threads)
+        try:
+            return self._detect(image)
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
+
+    @torch.inference_mode()
+    def _detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
         zoom = min(1.0, self.cfg.max_side / max(h, w))
         small = image if zoom == 1.0 else cv2.resize(
