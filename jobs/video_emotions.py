@@ -115,7 +115,7 @@ def video_emotions(inputs: str | os.PathLike | list, out: str | os.PathLike,
                 tables.append(_write_outputs(out, name, rec.fps, rec.present, rec.score,
                                              outputs, out / FRAMES_DIR / name))
         except (FeatureStoreError, ValueError, OSError) as err:
-            log.error("%s", err)
+            log.info("failed: %s", err)  # returned to the caller, who reports it
             failed[str(path)] = str(err)
     return tables, failed
 

@@ -21,6 +21,8 @@ import numpy as np  # noqa: E402
 
 from featurestore.errors import DataFormatError  # noqa: E402
 
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no warnings on stderr either
+
 __all__ = ["VIDEO_SUFFIXES", "VideoInfo", "probe_video", "iter_frames", "find_videos",
            "DEFAULT_FPS", "TRUNCATED_BELOW"]
 

@@ -220,6 +220,6 @@ def extract_faces(inputs: str | os.PathLike | list, out: str | os.PathLike, dete
         try:
             results.append(extract_video(p, out, detector, cfg, progress=progress))
         except (FeatureStoreError, ValueError, OSError) as err:
-            log.error("%s", err)
+            log.info("failed: %s", err)  # returned to the caller, who reports it
             failed[str(p)] = str(err)
     return results, failed
