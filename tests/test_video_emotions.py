@@ -144,3 +144,15 @@ def test_rerun_skips_finished_videos(run):
                                     "--encoder", str(enc), "--heads", str(heads)])
     assert res.exit_code == 0, res.output
     assert {p: p.stat().st_mtime_ns for p in out.glob("*.csv")} == before
+
+
+def test_crops_pack_into_lmdb_unchanged(run, tmp_path):
+    out, *_ = run
+    from featurestore.frames import open_frames
+    from featurestore.pack import pack_frames
+
+    pack_frames(out, tmp_path / "pack", progress=False)
+    packed, tree = open_frames(tmp_path / "pack"), AffWild2Frames(out)
+    assert packed.videos() == tree.videos()
+    n = int(tree.frame_numbers("noface_face")[0])
+    assert packed.read_bytes("noface_face", n) == tree.read_bytes("noface_face", n)
