@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from featurestore.abaw import SPLITS, TASKS
 from featurestore.errors import FeatureStoreError
 from jobs.video_predict import DEFAULT_ENCODER, DEFAULT_HEADS
 
@@ -141,9 +142,9 @@ def emotions(inputs, out, subjects, detect_every, min_score, min_face, max_side,
 @click.argument("store", type=click.Path())
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--video", "videos", multiple=True, help="A video of the store (repeatable).")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default=None,
+@click.option("--split", type=click.Choice(list(SPLITS)), default=None,
               help="Every video of this split (of --task).")
-@click.option("--task", type=click.Choice(["va", "expr", "au"]), default="va", show_default=True,
+@click.option("--task", type=click.Choice(list(TASKS)), default="va", show_default=True,
               help="Task whose split --split / --fold select.")
 @click.option("--fold", "fold_k", type=click.IntRange(0), default=None,
               help="Every validation video of this fold (the project's folds).")

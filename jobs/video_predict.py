@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featurestore.abaw import TASKS
 from featurestore.fill import fill_missing
 
 __all__ = ["DEFAULT_ENCODER", "DEFAULT_HEADS", "TASKS", "Heads", "load_heads", "predict_outputs",
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = Path("runs/demo/encoders/finetune/best")
 DEFAULT_HEADS = Path("runs/demo/seqtrain/main")
-TASKS = ("va", "expr", "au")
 
 
 @dataclass(frozen=True)

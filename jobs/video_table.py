@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from featurestore.affwild2 import AU_NAMES, EXPR_CLASSES
-from seqtrain.io import atomic_write, atomic_write_text
+from featurestore.abaw import AU_NAMES, EXPR_CLASSES
+from featurestore.atomic import atomic_write, atomic_write_text
 
 __all__ = ["COLUMNS", "table_rows", "write_table", "read_table", "plot_timeline"]
 

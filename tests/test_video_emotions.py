@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from video_models import tiny_run
 
 import featurestore
-from featurestore.affwild2 import EXPR_CLASSES, read_affwild2
+from featurestore.abaw import EXPR_CLASSES
+from featurestore.affwild2 import read_affwild2
 from featurestore.frames import AffWild2Frames, decode_jpeg
 from featurestore.ingest import ingest_affwild2
 from featurestore.video.decode import iter_frames

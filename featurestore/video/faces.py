@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from featurestore.abaw import check_video_name
 from featurestore.errors import DataFormatError, FeatureStoreError
-from featurestore.layout import check_video_name
 from featurestore.video.align import align_face
 from featurestore.video.decode import find_videos, iter_frames, probe_video
 from featurestore.video.detect import Face, FaceDetector
