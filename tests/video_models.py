@@ -1,0 +1,30 @@
+"""Small real (untrained) encoder + sequence-head checkpoints in the demo's run-folder layout, so
+the video -> emotions path runs in tests without the 10-minute demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from encoders.checkpoint import save_checkpoint
+from encoders.mae import ExprClassifier
+from encoders.presets import get_preset
+from seqtrain.checkpoint import save_best
+from seqtrain.config import FitConfig
+from seqtrain.model import SeqModel
+from seqtrain.tasks import get_task
+
+
+def tiny_run(root: Path) -> tuple[Path, Path]:
+    """(encoder checkpoint, heads folder) under ``root`` as runs/demo lays them out."""
+    torch.manual_seed(0)
+    cfg = get_preset("tiny", img_size=32)
+    enc = save_checkpoint(root / "encoders" / "finetune" / "best", ExprClassifier(cfg), cfg)
+    heads = root / "seqtrain" / "main"
+    for task in ("va", "expr", "au"):
+        fit = FitConfig(task=task, preset="tiny", window=32, stride=16,
+                        out=str(heads / task / "fold0"))
+        model = SeqModel(fit.model(cfg.embed_dim, get_task(task).out_dim))
+        save_best(heads / task / "fold0", model, fit, {"test": True})
+    return enc, heads
