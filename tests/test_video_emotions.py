@@ -117,7 +117,7 @@ def test_crops_are_the_aff_wild2_layout_and_match_the_records(run):
 def test_store_gets_face_arrays_and_the_same_table(run, tmp_path):
     out, videos, enc, heads, _ = run
     store = tmp_path / "s.zarr"
-    assert ingest_affwild2(out, store, progress=False)["face_records"] == 4
+    assert ingest_affwild2(out, store, progress=False, accept_partial=True)["face_records"] == 4
     arrays = read_face_arrays(store, "single_face")
     rec = load_record(record_path(out, "single_face"))
     np.testing.assert_array_equal(arrays["face_score"], rec.score)
