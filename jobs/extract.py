@@ -185,36 +185,12 @@ def todo_videos(cfg: ExtractConfig, store, writer, source_videos: set[str]) -> d
     return sizes
 
 
-def run_extraction(cfg: ExtractConfig,
-                   on_result: Callable[[VideoResult], None] | None = None) -> ExtractStats:  # fmt: skip
-    """Extract the uncommitted videos of ``cfg.set_name`` on the connected (or a local) Ray.
-
-    A short job (at most ``cfg.inline_frames`` frames, no ``actors`` asked) runs in this process
-    without starting Ray or an actor: for a few hundred frames their start-up is most of the wall
-    clock (BENCHMARKS.md).
-    """
+def _run_pool(cfg: ExtractConfig, sizes: dict[str, int],
+              on_result: Callable[[VideoResult], None] | None) -> ExtractStats:
     import ray
 
-    import featurestore
-    from encoders.encode import encoder_provenance
-    from featurestore.frames import open_frames
-    from featurestore.outputs import check_output
     from jobs.raylocal import init_ray
 
-    check_output(cfg.store, {"--frames": cfg.frames, "--checkpoint": cfg.checkpoint},
-                 what="--store")
-    provenance = encoder_provenance(cfg.checkpoint)  # the checkpoint's JSON: width, no model
-    store = featurestore.open(cfg.store, mode="a")
-    writer = store.create_feature_set(cfg.set_name, provenance["dim"], provenance=provenance)
-    sizes = todo_videos(cfg, store, writer, set(open_frames(cfg.frames).videos()))
-    log.info("extract %s: %d video(s), %d frames to encode (%d already committed)",
-             cfg.set_name, len(sizes), sum(sizes.values()), len(store.committed(cfg.set_name)))  # fmt: skip
-    if not sizes:
-        return ExtractStats()
-    if cfg.actors is None and sum(sizes.values()) <= cfg.inline_frames:
-        log.info("short job: extracting in this process (no Ray actor)")
-        return schedule(list(sizes), sizes, inline_backend(cfg), 1, max_retries=cfg.max_retries,
-                        every_s=cfg.every_s, on_result=on_result)  # fmt: skip
     # after every input was checked (a bad argument never starts Ray); left connected: the
     # caller may run more work on this Ray
     init_ray(cfg.address)
@@ -223,11 +199,50 @@ def run_extraction(cfg: ExtractConfig,
              plan.num_cpus, plan.num_gpus, plan.threads, plan.device)  # fmt: skip
     backend = RayBackend(cfg, plan)
     try:
-        stats = schedule(list(sizes), sizes, backend, plan.count, max_retries=cfg.max_retries,
-                         every_s=cfg.every_s, on_result=on_result)  # fmt: skip
+        return schedule(list(sizes), sizes, backend, plan.count, max_retries=cfg.max_retries,
+                        every_s=cfg.every_s, on_result=on_result)  # fmt: skip
     finally:
         if ray.is_initialized():
             backend.close()
+
+
+def run_extraction(cfg: ExtractConfig,
+                   on_result: Callable[[VideoResult], None] | None = None) -> ExtractStats:  # fmt: skip
+    """Extract the uncommitted videos of ``cfg.set_name`` on the connected (or a local) Ray;
+    videos another driver is extracting at the same time are left to it (jobs.claims).
+
+    A short job (at most ``cfg.inline_frames`` frames, no ``actors`` asked) runs in this process
+    without starting Ray or an actor: for a few hundred frames their start-up is most of the wall
+    clock (BENCHMARKS.md).
+    """
+    import featurestore
+    from encoders.encode import encoder_provenance
+    from featurestore.frames import open_frames
+    from featurestore.outputs import check_output
+    from jobs.claims import Claims
+
+    check_output(cfg.store, {"--frames": cfg.frames, "--checkpoint": cfg.checkpoint},
+                 what="--store")
+    provenance = encoder_provenance(cfg.checkpoint)  # the checkpoint's JSON: width, no model
+    store = featurestore.open(cfg.store, mode="a")
+    claims = Claims(cfg.store, cfg.set_name)  # a second driver on this set: disjoint videos
+    with claims.creating():
+        writer = store.create_feature_set(cfg.set_name, provenance["dim"], provenance=provenance)
+    sizes = todo_videos(cfg, store, writer, set(open_frames(cfg.frames).videos()))
+    with claims:
+        mine = set(claims.take(sizes))
+        done = set(store.committed(cfg.set_name))  # after claiming: what a driver finished
+        sizes = {v: n for v, n in sizes.items() if v in mine and v not in done}
+        log.info("extract %s: %d video(s), %d frames to encode (%d already committed)",
+                 cfg.set_name, len(sizes), sum(sizes.values()), len(done))  # fmt: skip
+        if not sizes:
+            return ExtractStats()
+        if cfg.actors is None and sum(sizes.values()) <= cfg.inline_frames:
+            log.info("short job: extracting in this process (no Ray actor)")
+            return schedule(list(sizes), sizes, inline_backend(cfg), 1,
+                            max_retries=cfg.max_retries, every_s=cfg.every_s,
+                            on_result=on_result)  # fmt: skip
+        stats = _run_pool(cfg, sizes, on_result)
     log.info("done: %d video(s) written, %d frames in %.1f s (%.1f frames/s) on %d node(s), "
              "%d actor(s) replaced", len(stats.written), stats.frames, stats.seconds,
              stats.frames_per_s, len(stats.nodes), stats.replaced_workers)  # fmt: skip
