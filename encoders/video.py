@@ -4,6 +4,7 @@ into a feature set of the store. Plain code: the Ray actors of jobs/extract.py w
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,11 @@ class VideoExtractor:
     ``run(video)`` writes (n_present, dim) rows and commits the video (a no-op, ``written=False``,
     when it is already committed). A video without any face is committed too: its rows are
     all filled by the set's fill policy (all zeros). The feature set must exist.
+
+    Two ``run`` calls may overlap (a Ray actor with ``max_concurrency=2``): one video is encoded
+    while the previous one is written and committed. Encodes never overlap each other, nor do
+    writes, so the encoder keeps the device and the store sees one writer at a time; on a GPU the
+    store write (compression + file I/O on the CPU) then hides behind the next video's forward.
     """
 
     def __init__(self, frames_path: str | os.PathLike, checkpoint: str | os.PathLike,
@@ -49,6 +55,7 @@ class VideoExtractor:
         self.writer: FeatureSetWriter = self.store.writer(set_name)
         self.set_name = set_name
         self._videos: set[str] | None = None
+        self._encoding, self._writing = threading.Lock(), threading.Lock()
 
     def frame_numbers(self, video: str) -> np.ndarray:
         """(k,) 1-based numbers of the jpgs of ``video``; checked against the store's catalog."""
@@ -65,10 +72,12 @@ class VideoExtractor:
 
     def run(self, video: str) -> VideoWrite:
         t0 = time.perf_counter()
-        numbers = self.frame_numbers(video)
-        if len(numbers):
-            feats = self.encoder.encode_video(self.frames, video)  # (n_present, D)
-        else:
-            feats = np.zeros((0, self.encoder.dim), np.float32)  # (0, D): no face at all
-        written = self.writer.write_video(video, feats)
+        with self._encoding:
+            numbers = self.frame_numbers(video)
+            if len(numbers):
+                feats = self.encoder.encode_video(self.frames, video)  # (n_present, D)
+            else:
+                feats = np.zeros((0, self.encoder.dim), np.float32)  # (0, D): no face at all
+        with self._writing:
+            written = self.writer.write_video(video, feats)
         return VideoWrite(video, len(numbers), time.perf_counter() - t0, written)

@@ -58,6 +58,7 @@ class ExtractConfig:
     every_s: float = 5.0  # progress log period
     max_retries: int = 3  # per video, on dead actors
     inline_frames: int = 1024  # jobs this small (and actors=None) run in this process, no Ray
+    in_flight: int = 2  # videos per actor at once: one is written while the next is encoded
 
     def __post_init__(self) -> None:
         for name in ("frames", "checkpoint", "store", "set_name"):
@@ -72,6 +73,8 @@ class ExtractConfig:
             raise ValueError(f"ExtractConfig.every_s must be > 0, got {self.every_s!r}")
         if self.inline_frames < 0:
             raise ValueError(f"ExtractConfig.inline_frames must be >= 0, got {self.inline_frames!r}")
+        if self.in_flight not in (1, 2):  # the actor runs at most two calls at once
+            raise ValueError(f"ExtractConfig.in_flight must be 1 or 2, got {self.in_flight!r}")
         if self.max_retries < 0:
             raise ValueError(f"ExtractConfig.max_retries must be >= 0, got {self.max_retries!r}")
 
@@ -79,7 +82,7 @@ class ExtractConfig:
 def _actor_class():
     import ray
 
-    @ray.remote(max_restarts=0)
+    @ray.remote(max_restarts=0, max_concurrency=2)  # write of video k || encode of video k+1
     class ExtractActor:
         """Ray shell over :class:`encoders.video.VideoExtractor`; reports the node it ran on."""
 
@@ -200,7 +203,8 @@ def _run_pool(cfg: ExtractConfig, sizes: dict[str, int],
     backend = RayBackend(cfg, plan)
     try:
         return schedule(list(sizes), sizes, backend, plan.count, max_retries=cfg.max_retries,
-                        every_s=cfg.every_s, on_result=on_result)  # fmt: skip
+                        every_s=cfg.every_s, in_flight=cfg.in_flight,
+                        on_result=on_result)  # fmt: skip
     finally:
         if ray.is_initialized():
             backend.close()
@@ -260,13 +264,16 @@ def run_extraction(cfg: ExtractConfig,
 @click.option("--address", default=None, help="Ray address (default: RAY_ADDRESS or local).")
 @click.option("--inline-frames", type=int, default=1024, show_default=True,
               help="Jobs this small run in this process, without Ray (unless --actors).")
+@click.option("--in-flight", type=click.IntRange(1, 2), default=2, show_default=True,
+              help="Videos per actor at once: 2 writes one while encoding the next.")
 def main(frames: str, checkpoint: str, store: str, set_name: str, actors: int | None,
          batch_size: int, videos: Sequence[str], address: str | None,
-         inline_frames: int) -> None:  # fmt: skip
+         inline_frames: int, in_flight: int) -> None:  # fmt: skip
     """Encode every frame of every video into feature set SET of the store."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = ExtractConfig(frames, checkpoint, store, set_name, actors, batch_size,
-                        tuple(videos) or None, address, inline_frames=inline_frames)  # fmt: skip
+                        tuple(videos) or None, address, inline_frames=inline_frames,
+                        in_flight=in_flight)  # fmt: skip
     stats = run_extraction(cfg)
     click.echo(f"{len(stats.written)} video(s) written, {stats.frames} frames, "
                f"{stats.frames_per_s:.1f} frames/s")  # fmt: skip

@@ -158,16 +158,20 @@ def longest_first(videos: Sequence[str], sizes: Mapping[str, int]) -> list[str]:
 
 
 def schedule(videos: Sequence[str], sizes: Mapping[str, int], backend: Backend, workers: int, *,
-             max_retries: int = 3, every_s: float = 5.0,
+             max_retries: int = 3, every_s: float = 5.0, in_flight: int = 1,
              on_result: Callable[[VideoResult], None] | None = None) -> ExtractStats:  # fmt: skip
     """Run every video once on ``workers`` workers of ``backend``, longest first.
 
-    sizes: video -> frames to encode (for the order and the ETA). A video whose worker died is
-    retried on a replacement worker up to ``max_retries`` times. Other errors are collected and
-    raised together as :class:`ExtractionError` after the remaining videos have run.
+    sizes: video -> frames to encode (for the order and the ETA). ``in_flight``: videos handed
+    to one worker at a time (2 lets a worker write one video while it encodes the next). A video
+    whose worker died is retried on a replacement worker up to ``max_retries`` times (the other
+    videos the dead worker held are queued again without counting against them). Other errors
+    are collected and raised together as :class:`ExtractionError` after the remaining videos ran.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
+    if in_flight < 1:
+        raise ValueError(f"in_flight must be >= 1, got {in_flight!r}")
     queue = deque(longest_first(videos, sizes))
     stats, progress = ExtractStats(), Progress(len(queue), sum(sizes.get(v, 0) for v in queue), every_s)
     if not queue:
@@ -175,18 +179,25 @@ def schedule(videos: Sequence[str], sizes: Mapping[str, int], backend: Backend, 
     workers = min(workers, len(queue))
     for w in range(workers):
         backend.start(w)
-    idle, running = list(range(workers))[::-1], {}
+    # free slots, worker 0 first; a worker has `in_flight` slots
+    idle = [w for _ in range(in_flight) for w in range(workers)][::-1]
+    generation = dict.fromkeys(range(workers), 0)  # bumped when a worker is replaced
+    running: dict[Hashable, tuple[int, int, str]] = {}  # ticket -> (worker, generation, video)
     deaths: dict[str, int] = {}
     failures: dict[str, BaseException] = {}
     while queue or running:
         while idle and queue:
             w, video = idle.pop(), queue.popleft()
-            running[backend.submit(w, video)] = (w, video)
+            running[backend.submit(w, video)] = (w, generation[w], video)
         for ticket in backend.wait(list(running), timeout=min(every_s, 1.0)):
-            w, video = running.pop(ticket)
+            w, gen, video = running.pop(ticket)
             try:
                 result = backend.result(ticket)
             except WorkerDied as err:
+                if gen != generation[w]:  # a second video of a worker already replaced
+                    queue.appendleft(video)
+                    idle.append(w)
+                    continue
                 deaths[video] = deaths.get(video, 0) + 1
                 log.warning("worker %d died on %s (%s); replacing it and redoing the video",
                             w, video, err)  # fmt: skip
@@ -195,6 +206,7 @@ def schedule(videos: Sequence[str], sizes: Mapping[str, int], backend: Backend, 
                 else:
                     queue.appendleft(video)
                 backend.replace(w)
+                generation[w] += 1
                 stats.replaced_workers += 1
             except Exception as err:  # noqa: BLE001  (reported together at the end)
                 log.error("%s failed: %s", video, err)

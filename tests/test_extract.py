@@ -131,6 +131,53 @@ def test_schedule_collects_failures_and_gives_up_after_max_retries():
     assert backend.attempts["doomed"] == 3
 
 
+class DyingPool:
+    """Workers holding several videos at once; a video in ``kill`` kills its worker, and every
+    other video that worker held fails with it (as when an actor process dies)."""
+
+    def __init__(self, kill):
+        self.kill, self.gen, self.tickets, self.log, self._next = set(kill), {}, {}, [], 0
+        self.replaced = []
+
+    def start(self, worker):
+        self.gen[worker] = self.gen.get(worker, -1) + 1
+
+    def replace(self, worker):
+        self.replaced.append(worker)
+        self.start(worker)
+
+    def submit(self, worker, video):
+        self._next += 1
+        self.tickets[self._next] = (worker, self.gen[worker], video)
+        self.log.append((worker, video))
+        return self._next
+
+    def wait(self, tickets, timeout):
+        return tickets[:1]
+
+    def result(self, ticket):
+        worker, gen, video = self.tickets.pop(ticket)
+        if video in self.kill:
+            self.kill.discard(video)
+            self.gen[worker] += 1  # the process is gone: its other calls fail too
+            raise WorkerDied(f"worker {worker} killed on {video}")
+        if gen != self.gen[worker]:
+            raise WorkerDied(f"worker {worker} died with {video} queued")
+        return VideoResult(video, 1, 0.0, True, "", worker)
+
+
+def test_two_videos_in_flight_per_worker_and_a_death_redoes_both_with_one_replacement():
+    videos = [f"v{i}" for i in range(6)]
+    pool = DyingPool(kill={"v0"})
+    stats = schedule(videos, {}, pool, workers=1, in_flight=2, max_retries=1)
+    assert sorted(r.video for r in stats.results) == videos  # v1 died with v0 and was redone
+    assert pool.log[:2] == [(0, "v0"), (0, "v1")]  # the worker held two videos at once
+    assert pool.replaced == [0] and stats.replaced_workers == 1  # one death, one replacement
+    assert [v for _, v in pool.log].count("v1") == 2
+    with pytest.raises(ValueError, match="in_flight"):
+        schedule(videos, {}, pool, workers=1, in_flight=0)
+
+
 def test_plan_actors_fits_the_nodes():
     assert plan_actors([2], [0]).count == 2 and plan_actors([2], [0]).device == "cpu"
     four = plan_actors([2], [0], requested=4)
@@ -164,6 +211,30 @@ def test_video_extractor_writes_a_direct_forward_once(data):
     np.testing.assert_allclose(got.astype(np.float32),
                                direct_features(data, video).astype(np.float32), rtol=2e-3,
                                atol=2e-3)  # fmt: skip
+
+
+def test_overlapping_runs_of_one_extractor_write_what_one_at_a_time_writes(data):
+    """Two run() calls at once (the actor's max_concurrency=2): the same bytes as one by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from encoders.encode import FrameEncoder
+    from encoders.video import VideoExtractor
+
+    enc = FrameEncoder(data["ckpt"])
+    store = featurestore.open(data["store"], "a")
+    for name in ("serial", "overlap"):
+        store.create_feature_set(name, enc.dim, provenance=enc.provenance)
+    videos = featurestore.open(data["store"]).videos()
+    serial = VideoExtractor(data["pack"], data["ckpt"], data["store"], "serial", batch_size=4)
+    for video in videos:
+        assert serial.run(video).written
+    overlap = VideoExtractor(data["pack"], data["ckpt"], data["store"], "overlap", batch_size=4)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(overlap.run, videos))
+    assert [r.written for r in results] == [True] * len(videos)
+    store = featurestore.open(data["store"])
+    for video in videos:
+        np.testing.assert_array_equal(store.features("overlap", video), store.features("serial", video))
 
 
 def test_short_job_runs_in_process_without_ray_and_equals_a_direct_forward(data):
