@@ -94,8 +94,10 @@ def fit(parallel: RunAll | None, task, fold, folds_opt, out, no_ray, **options) 
     except (ValueError, FeatureStoreError) as err:  # bad config or data: a message, not a traceback
         raise click.ClickException(str(err)) from err
     for cfg, res in zip(cfgs, results, strict=True):
+        parts = " + ".join(f"{t} {res['val'][t]:.4f}" for t in TASKS if t in res["val"])  # mtl
         click.echo(f"{cfg.task} fold {cfg.fold} ({res['variant']}, {cfg.data.features}): val score "
-                   f"{res['val']['score']:.4f} at epoch {res['best_epoch']} -> {cfg.out}")
+                   f"{res['val']['score']:.4f}{f' (= {parts})' if parts else ''} at epoch "
+                   f"{res['best_epoch']} -> {cfg.out}")
 
 
 @click.command()

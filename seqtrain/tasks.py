@@ -164,7 +164,8 @@ class MultiTask:
     def score_frames(self, outputs: np.ndarray, labels: np.ndarray, valid: np.ndarray
                      ) -> dict[str, float]:
         """Each task's official score over its own valid frames; "score" = their sum (a task
-        without any valid frame counts 0). Keys: score, va, expr, au, <task>_<detail>."""
+        without any valid frame counts 0). Keys: score, va, expr, au, <task>_frames (how many
+        frames scored it), <task>_<detail>."""
         if not valid.any():
             raise ValueError("no valid va, expr or au labels in the evaluation frames")
         out: dict[str, float] = {}
@@ -173,7 +174,7 @@ class MultiTask:
             lab = self._label(t.name, labels)
             lab = lab.astype(np.int64) if t.name != "va" else lab
             got = t.evaluate(self.part(t.name, outputs)[m], lab[m]) if m.any() else {"score": 0.0}
-            out[t.name] = got["score"]
+            out[t.name], out[f"{t.name}_frames"] = got["score"], int(m.sum())
             out.update({f"{t.name}_{k}": v for k, v in got.items() if k != "score"})
         out["score"] = float(sum(out[t.name] for t in self.parts))
         return out

@@ -210,3 +210,40 @@ def test_smooth_in_fit_and_predict(store_path, tmp_path):
     assert rows(None) == pytest.approx(rows(5)) and not np.allclose(rows(5), rows(0))
     with pytest.raises(ValueError, match="written per task"):
         predict(MTL, tmp_path / "s", store_path, tpl, tmp_path / "m.csv")
+
+
+def test_mtl_on_the_command_line(store_path, tmp_path):
+    fast = ["--store", store_path, "--features", "synth", "--preset", "tiny", "--epochs", "1",
+            "--window", "32", "--stride", "16", "--lr", "3e-3", "--batch-size", "8", "--no-ray"]
+    res = CliRunner().invoke(main, ["fit", "--task", MTL, "--out", str(tmp_path), *fast])
+    assert res.exit_code == 0, res.output
+    assert "mtl fold 0 (full, synth): val score" in res.output and "(= va " in res.output
+    saved = json.loads((tmp_path / MTL / "fold0" / "metrics.json").read_text())
+    assert saved["val"]["au_frames"] > 0 and saved["val"]["va_frames"] > 0
+    tpl = tmp_path / "t.txt"
+    tpl.write_text("image_location\nvid000/00001.jpg\n")
+    res = CliRunner().invoke(main, ["predict", "--task", MTL, "--checkpoint", str(tmp_path / MTL / "fold0"),
+                                    "--store", store_path, "--template", str(tpl), "--out", str(tmp_path / "m.csv")])
+    assert res.exit_code == 1 and "error:" in res.output and "--task va, expr and au" in res.output
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_runs_written_with_the_flat_config_still_load(store_path, tmp_path):
+    """metrics.json and best/config.json of runs made before the config tree hold a flat
+    FitConfig: the run is still finished (no retraining) and its checkpoint still loads."""
+    cfg = cfg_for(store_path, tmp_path, task="va", epochs=1)
+    done = fit(cfg)
+    d = cfg.to_dict()
+    flat = {k: v for k, v in d.items() if not isinstance(v, dict)}
+    for part in ("data", "optim", "model"):
+        flat.update(d[part])
+    del flat["smooth"]  # not a field then
+    for path, key in ((tmp_path / "metrics.json", "config"), (tmp_path / "best" / "config.json", "fit")):
+        saved = json.loads(path.read_text())
+        saved[key] = {**flat, "model_overrides": {}}
+        path.write_text(json.dumps(saved))
+    mtime = (tmp_path / "state.pt").stat().st_mtime_ns
+    assert fit(cfg)["val"] == done["val"]
+    assert (tmp_path / "state.pt").stat().st_mtime_ns == mtime
+    _, back, _ = load_model(tmp_path)
+    assert back == cfg
