@@ -23,6 +23,7 @@ from featurestore.errors import DataFormatError
 from featurestore.safeio import excerpt
 
 TASKS = ("va", "expr", "au")
+MTL = "mtl"  # the multi-task challenge (ABAW3 on, the only track of ABAW7): the three tasks at once
 SPLITS = ("train", "val", "test")
 VA_COLUMNS = ("valence", "arousal")
 EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")

@@ -54,7 +54,7 @@ def load_heads(heads: str | os.PathLike = DEFAULT_HEADS, fold: int = 0,
             raise ValueError(f"{folder}: checkpoint is for task {fit_cfg.task!r}, not {task!r}")
         models[task] = (model, fit_cfg)
         dims.add(int(model.cfg.in_dim))
-        sets.add(fit_cfg.features)
+        sets.add(fit_cfg.data.features)
     if len(dims) != 1:
         raise ValueError(f"{heads}: the heads read features of different widths {sorted(dims)}")
     return Heads(models, dims.pop(), sorted(sets)[0], heads)
@@ -73,7 +73,7 @@ def predict_outputs(heads: Heads, feats: np.ndarray, device: str = "cpu",
     seqs = from_arrays({name: feats.astype(np.float32)})
     out = {}
     for task, (model, cfg) in heads.models.items():
-        raw = predict_frames(model, seqs, cfg.window, cfg.stride, device=device)[name]  # (n, C)
+        raw = predict_frames(model, seqs, cfg.data.window, cfg.data.stride, device=device)[name]  # (n, C)
         if task == "va":
             out[task] = np.clip(raw, -1.0, 1.0)
         elif task == "expr":

@@ -8,25 +8,34 @@ imports Ray).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
 import click
 
-from featurestore.abaw import TASKS
+from featurestore.abaw import MTL, TASKS
 from featurestore.clierrors import ErrorGroup
 from featurestore.errors import FeatureStoreError
-from seqtrain.config import DEFAULT_RUNS, DEFAULT_STORE, MODEL_PRESETS, FitConfig
+from seqtrain.config import (
+    DEFAULT_RUNS,
+    DEFAULT_STORE,
+    FIT_TASKS,
+    MODEL_PRESETS,
+    FitConfig,
+    flat_defaults,
+)
 from seqtrain.runner import ALL_TASKS, RunAll, plan_runs, run_all
 
-# option -> FitConfig field it sets; every such option's default is the field's default
+# option -> the FitConfig field (flat name, see FitConfig.from_flat) it sets; every such
+# option's default is the field's default in the config tree (tests/test_config.py checks)
 FIT_OPTIONS = {"fold": "fold", "store": "store", "features": "features", "preset": "preset",
                "epochs": "epochs", "window": "window", "stride": "stride", "lr": "lr",
                "batch_size": "batch_size", "patience": "patience", "seed": "seed",
-               "threads": "num_threads", "device": "device"}
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FitConfig)}
+               "threads": "num_threads", "device": "device", "smooth": "smooth"}
+FIT_FLAGS = {"no_tcn": "use_tcn", "no_transformer": "use_transformer"}  # flag on -> field False
+_DEFAULTS = flat_defaults()
 DEFAULT_PROBES = DEFAULT_RUNS.rsplit("/", 1)[0] + "/probe"  # `seqtrain probe` results
+FEATURES_HELP = "Feature set; several joined by commas (mae-ft,mae-pt) are concatenated per frame."
 
 
 def _default(option: str):
@@ -40,11 +49,13 @@ def _require_store(store: str) -> None:
 
 
 @click.command()
-@click.option("--task", type=click.Choice([*TASKS, "all"]), default="va", show_default=True)
+@click.option("--task", type=click.Choice([*FIT_TASKS, "all"]), default="va", show_default=True,
+              help=f"One task, all = {','.join(TASKS)} (one model each), or {MTL} (one model, "
+                   "three heads).")
 @click.option("--fold", type=click.IntRange(0, 4), default=_default("fold"), show_default=True)
 @click.option("--folds", "folds_opt", type=click.Choice(["all"]), default=None, help="Run folds 0..4.")
 @click.option("--store", default=_default("store"), show_default=True)
-@click.option("--features", default=_default("features"), show_default=True)
+@click.option("--features", default=_default("features"), show_default=True, help=FEATURES_HELP)
 @click.option("--out", default=DEFAULT_RUNS, show_default=True,
               help="Run folder; results land in OUT/<task>/fold<K>/.")
 @click.option("--no-tcn", is_flag=True)
@@ -61,19 +72,19 @@ def _require_store(store: str) -> None:
 @click.option("--threads", type=int, default=_default("threads"), show_default=True,
               help="Torch threads (and Ray CPUs) per run.")
 @click.option("--device", default=_default("device"), show_default=True)
+@click.option("--smooth", type=int, default=_default("smooth"), show_default=True,
+              help="Centred moving average over K frames of the predictions (0: off).")
 @click.option("--no-ray", is_flag=True, help="Run sequentially in this process.")
 @click.pass_obj
-def fit(parallel: RunAll | None, task, fold, folds_opt, store, features, out, no_tcn, no_transformer, preset, epochs, window,
-        stride, lr, batch_size, patience, seed, threads, device, no_ray) -> None:
+def fit(parallel: RunAll | None, task, fold, folds_opt, out, no_ray, **options) -> None:
     """Train (or resume, or read back) runs of one or all tasks and folds."""
-    _require_store(store)
+    _require_store(options["store"])
     tasks = ALL_TASKS if task == "all" else (task,)
     folds = range(5) if folds_opt == "all" else (fold,)
+    flat = {FIT_OPTIONS[k]: v for k, v in options.items() if k in FIT_OPTIONS}
+    flat.update({FIT_FLAGS[k]: not v for k, v in options.items() if k in FIT_FLAGS})
     try:
-        cfgs = plan_runs(tasks, folds, out, store=store, features=features, preset=preset,
-                         use_tcn=not no_tcn, use_transformer=not no_transformer, epochs=epochs,
-                         window=window, stride=stride, lr=lr, batch_size=batch_size,
-                         patience=patience, seed=seed, num_threads=threads, device=device)
+        cfgs = plan_runs(tasks, folds, out, **flat)
     except ValueError as err:
         if isinstance(err, FeatureStoreError):  # e.g. --out overlapping --store: not a usage error
             raise
@@ -83,15 +94,17 @@ def fit(parallel: RunAll | None, task, fold, folds_opt, store, features, out, no
     except (ValueError, FeatureStoreError) as err:  # bad config or data: a message, not a traceback
         raise click.ClickException(str(err)) from err
     for cfg, res in zip(cfgs, results, strict=True):
-        click.echo(f"{cfg.task} fold {cfg.fold} ({res['variant']}, {cfg.features}): val score "
-                   f"{res['val']['score']:.4f} at epoch {res['best_epoch']} -> {cfg.out}")
+        parts = " + ".join(f"{t} {res['val'][t]:.4f}" for t in TASKS if t in res["val"])  # mtl
+        click.echo(f"{cfg.task} fold {cfg.fold} ({res['variant']}, {cfg.data.features}): val score "
+                   f"{res['val']['score']:.4f}{f' (= {parts})' if parts else ''} at epoch "
+                   f"{res['best_epoch']} -> {cfg.out}")
 
 
 @click.command()
 @click.option("--task", type=click.Choice([*TASKS, "all"]), default="all", show_default=True)
 @click.option("--fold", type=click.IntRange(0, 4), default=_default("fold"), show_default=True)
 @click.option("--store", default=_default("store"), show_default=True)
-@click.option("--features", default=_default("features"), show_default=True)
+@click.option("--features", default=_default("features"), show_default=True, help=FEATURES_HELP)
 @click.option("--out", default=DEFAULT_PROBES, show_default=True,
               help="Results land in OUT/<task>/fold<K>/metrics.json.")
 def probe(task, fold, store, features, out) -> None:
@@ -102,7 +115,8 @@ def probe(task, fold, store, features, out) -> None:
     _require_store(store)
     for t in ALL_TASKS if task == "all" else (task,):
         try:
-            train, val = load_fold(FitConfig(task=t, fold=fold, store=store, features=features))
+            train, val = load_fold(FitConfig.from_flat(task=t, fold=fold, store=store,
+                                                       features=features))
             res = run_probe(t, train, val, Path(out) / t / f"fold{fold}", fold=fold,
                             features=features)
         except (ValueError, FeatureStoreError) as err:
@@ -111,19 +125,23 @@ def probe(task, fold, store, features, out) -> None:
 
 
 @click.command()
-@click.option("--task", type=click.Choice(TASKS), required=True)
+@click.option("--task", type=click.Choice(FIT_TASKS), required=True,
+              help=f"The submission to write; an {MTL} checkpoint writes va, expr or au.")
 @click.option("--checkpoint", required=True, help="A run's best/ folder.")
-@click.option("--store", default=DEFAULT_STORE, show_default=True)
+@click.option("--store", default=_default("store"), show_default=True)
 @click.option("--template", required=True, help="The official test template of the task.")
 @click.option("--out", required=True, help="Submission file to write.")
-@click.option("--features", default=None, help="Feature set (default: the checkpoint's).")
-@click.option("--device", default="cpu", show_default=True)
-def predict(task, checkpoint, store, template, out, features, device) -> None:
+@click.option("--features", default=None, help="Feature set(s) (default: the checkpoint's).")
+@click.option("--device", default=_default("device"), show_default=True)
+@click.option("--smooth", type=int, default=None,
+              help="Moving average over K frames (default: the checkpoint's --smooth; 0: off).")
+def predict(task, checkpoint, store, template, out, features, device, smooth) -> None:
     """Write the official submission file of TASK for every template frame."""
     from seqtrain.predict import predict as run_predict
 
     _require_store(store)
-    path = run_predict(task, checkpoint, store, template, out, features, device=device)
+    path = run_predict(task, checkpoint, store, template, out, features, device=device,
+                       smooth=smooth)
     click.echo(f"wrote {path}")
 
 

@@ -1,18 +1,35 @@
-"""Frozen, validated configs of the sequence model and of one training run, plus presets."""
+"""Frozen, validated configs of the sequence model and of one training run, plus presets.
+
+One training run is one composed tree, every default written once::
+
+    FitConfig(task, fold, seed, device, num_threads, out, smooth,
+              data=DataConfig(store, features, window, stride, batch_size, jitter),
+              optim=OptimConfig(lr, weight_decay, epochs, warmup_epochs, patience),
+              model=ModelSpec(preset, dropout, use_tcn, use_transformer))
+
+``ModelSpec`` names a preset and the switches a run may change; ``ModelSpec.build`` turns it
+into the ``ModelConfig`` of the network once the feature width and output width are known (its
+``dropout`` / ``use_*`` defaults are ``ModelConfig``'s). Every field name of the tree is unique,
+so a flat dict (``--window 100``, or the flat FitConfig dicts that older runs wrote into
+metrics.json and checkpoints) maps onto the tree with :func:`FitConfig.from_flat`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from featurestore.abaw import TASKS
+from featurestore.abaw import MTL, TASKS
 
-__all__ = ["ModelConfig", "MODEL_PRESETS", "model_config", "FitConfig", "variant_name",
-           "DEFAULT_STORE", "DEFAULT_RUNS"]
+__all__ = ["ModelConfig", "MODEL_PRESETS", "model_config", "ModelSpec", "DataConfig",
+           "OptimConfig", "FitConfig", "FIT_TASKS", "SMOOTH_CHOICES", "variant_name",
+           "flat_defaults", "DEFAULT_STORE", "DEFAULT_RUNS"]
 
 DEFAULT_STORE = "runs/demo/store.zarr"  # where `make demo` writes its store
 DEFAULT_RUNS = "runs/demo/seqtrain/fit"  # runs land in <DEFAULT_RUNS>/<task>/fold<K>
+FIT_TASKS = (*TASKS, MTL)  # what one run trains: one task, or the three heads at once
+SMOOTH_CHOICES = (5, 15, 31)  # window sizes whose smoothed validation score every run records
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -91,69 +108,172 @@ def variant_name(use_tcn: bool, use_transformer: bool) -> str:
     return "+".join(parts) or "full"
 
 
-@dataclass(frozen=True)
-class FitConfig:
-    """One training run: one task, one fold, one feature set. Defaults follow the paper."""
+def _check_nonneg(obj: object, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) < 0:
+            raise ValueError(f"{type(obj).__name__}.{name} must be >= 0, got {getattr(obj, name)}")
 
-    task: str
-    fold: int = 0
-    store: str = DEFAULT_STORE
-    features: str = "mae-ft"
-    out: str = ""  # "": <DEFAULT_RUNS>/<task>/fold<fold>
+
+_MODEL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The model of a run before the data fixes its widths: a preset plus the switches a run
+    may change (they override the preset's values)."""
+
     preset: str = "paper"
-    use_tcn: bool = True
-    use_transformer: bool = True
-    window: int = 300
-    stride: int = 200
-    lr: float = 3e-5
-    weight_decay: float = 1e-5
-    dropout: float = 0.3
-    batch_size: int = 32
-    epochs: int = 20
-    warmup_epochs: int = 1
-    patience: int = 5
-    jitter: bool = True  # random offset of the training window starts each epoch
-    seed: int = 0
-    num_threads: int = 1
-    device: str = "cpu"
+    dropout: float = _MODEL_DEFAULTS["dropout"]
+    use_tcn: bool = _MODEL_DEFAULTS["use_tcn"]
+    use_transformer: bool = _MODEL_DEFAULTS["use_transformer"]
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"FitConfig.task must be one of {TASKS}, got {self.task!r}")
-        if self.fold not in range(5):
-            raise ValueError(f"FitConfig.fold must be 0..4, got {self.fold!r}")
         if self.preset not in MODEL_PRESETS:
-            raise ValueError(f"FitConfig.preset must be one of {sorted(MODEL_PRESETS)}, got {self.preset!r}")
-        _positive(self, "window", "stride", "batch_size", "epochs", "patience", "num_threads")
-        if self.stride > self.window:
-            raise ValueError(f"FitConfig.stride={self.stride} must be <= window={self.window}")
-        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs + 1:
-            raise ValueError(f"FitConfig.warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
-        for name in ("lr", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"FitConfig.dropout must be in [0, 1), got {self.dropout}")
-        if not self.out:
-            object.__setattr__(self, "out", f"{DEFAULT_RUNS}/{self.task}/fold{self.fold}")
+            raise ValueError(f"ModelSpec.preset must be one of {sorted(MODEL_PRESETS)}, "
+                             f"got {self.preset!r}")
+        self.build(1, 1)  # ModelConfig validates the rest (dropout range, ...)
 
     @property
     def variant(self) -> str:
         return variant_name(self.use_tcn, self.use_transformer)
 
-    def model(self, in_dim: int, out_dim: int) -> ModelConfig:
-        """The model config of this run for features of width ``in_dim``."""
-        return model_config(self.preset, **{
-            "max_len": max(1024, self.window), "in_dim": in_dim,
-            "out_dim": out_dim, "dropout": self.dropout, "use_tcn": self.use_tcn,
-            "use_transformer": self.use_transformer})
+    def build(self, in_dim: int, out_dim: int, max_len: int = _MODEL_DEFAULTS["max_len"]
+              ) -> ModelConfig:
+        """The ModelConfig for features of width ``in_dim`` and ``out_dim`` outputs per frame."""
+        return model_config(self.preset, in_dim=in_dim, out_dim=out_dim, max_len=max_len,
+                            dropout=self.dropout, use_tcn=self.use_tcn,
+                            use_transformer=self.use_transformer)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What a run reads and how it cuts it into windows. ``features`` is one feature set or
+    several joined by commas (``mae-ft,mae-pt``): their vectors are concatenated per frame."""
+
+    store: str = DEFAULT_STORE
+    features: str = "mae-ft"
+    window: int = 300
+    stride: int = 200
+    batch_size: int = 32
+    jitter: bool = True  # random offset of the training window starts each epoch
+
+    def __post_init__(self) -> None:
+        _positive(self, "window", "stride", "batch_size")
+        if self.stride > self.window:
+            raise ValueError(f"DataConfig.stride={self.stride} must be <= window={self.window}")
+        sets = self.feature_sets
+        if not sets or any(not s.strip() or s != s.strip() for s in sets) or len(set(sets)) != len(sets):
+            raise ValueError("DataConfig.features must be one feature set or distinct sets "
+                             f"joined by commas, got {self.features!r}")
+
+    @property
+    def feature_sets(self) -> tuple[str, ...]:
+        return tuple(self.features.split(","))
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay, early stopping after ``patience`` epochs."""
+
+    lr: float = 3e-5
+    weight_decay: float = 1e-5
+    epochs: int = 20
+    warmup_epochs: int = 1
+    patience: int = 5
+
+    def __post_init__(self) -> None:
+        _positive(self, "epochs", "patience")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"OptimConfig.warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
+        _check_nonneg(self, "lr", "weight_decay")
+
+
+_SECTIONS = {"data": DataConfig, "optim": OptimConfig, "model": ModelSpec}
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """One training run: one task (or ``mtl``: the three at once), one fold, its data, optimiser
+    and model. Defaults follow the paper."""
+
+    task: str
+    fold: int = 0
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int = 1
+    out: str = ""  # "": <DEFAULT_RUNS>/<task>/fold<fold>
+    smooth: int = 0  # centred moving average over this many frames at inference (0: off)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    model: ModelSpec = field(default_factory=ModelSpec)
+
+    def __post_init__(self) -> None:
+        if self.task not in FIT_TASKS:
+            raise ValueError(f"FitConfig.task must be one of {FIT_TASKS}, got {self.task!r}")
+        if self.fold not in range(5):
+            raise ValueError(f"FitConfig.fold must be 0..4, got {self.fold!r}")
+        _positive(self, "num_threads")
+        if not isinstance(self.smooth, int) or self.smooth < 0 or self.smooth > 1 and not self.smooth % 2:
+            raise ValueError(f"FitConfig.smooth must be 0 (off) or an odd number of frames, "
+                             f"got {self.smooth!r}")
+        for name, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(f"FitConfig.{name} must be a {cls.__name__}, "
+                                 f"got {type(getattr(self, name)).__name__}")
+        if not self.out:
+            object.__setattr__(self, "out", f"{DEFAULT_RUNS}/{self.task}/fold{self.fold}")
+
+    @property
+    def variant(self) -> str:
+        return self.model.variant
+
+    def model_config(self, in_dim: int, out_dim: int) -> ModelConfig:
+        """The network of this run for features of width ``in_dim``."""
+        return self.model.build(in_dim, out_dim, max_len=max(_MODEL_DEFAULTS["max_len"],
+                                                              self.data.window))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FitConfig:
+        """From ``to_dict``'s nested dict, or from a flat one (what earlier versions wrote)."""
         d = dict(d)
         if d.get("model_overrides", None) == {}:  # written by earlier versions, always empty
             del d["model_overrides"]
-        return cls(**d)
+        if any(isinstance(d.get(name), dict) for name in _SECTIONS):
+            top = {k: v for k, v in d.items() if k not in _SECTIONS}
+            try:
+                parts = {name: cls_(**d.get(name, {})) for name, cls_ in _SECTIONS.items()}
+                return cls(**top, **parts)
+            except TypeError as err:  # an unknown or missing field
+                raise ValueError(f"FitConfig: {err}") from None
+        return cls.from_flat(**d)
+
+    @classmethod
+    def from_flat(cls, **flat: Any) -> FitConfig:
+        """A config from flat field names (``window=100, use_tcn=False``) routed to their
+        section; raises ValueError naming a field no section has."""
+        top_names = {f.name for f in dataclasses.fields(cls)} - set(_SECTIONS)
+        top, parts = {}, {name: {} for name in _SECTIONS}
+        for key, value in flat.items():
+            section = _FLAT_SECTION.get(key)
+            if key in top_names:
+                top[key] = value
+            elif section is not None:
+                parts[section][key] = value
+            else:
+                raise ValueError(f"FitConfig has no field {key!r}")
+        return cls(**top, **{name: c(**parts[name]) for name, c in _SECTIONS.items()})
+
+
+# flat name -> its section; names are unique over the tree (tests/test_config.py checks)
+_FLAT_SECTION = {f.name: name for name, c in _SECTIONS.items() for f in dataclasses.fields(c)}
+
+
+def flat_defaults() -> dict[str, Any]:
+    """Flat field name -> default over the whole FitConfig tree (the CLI's defaults)."""
+    out = {f.name: f.default for f in dataclasses.fields(FitConfig) if f.name not in _SECTIONS}
+    for c in _SECTIONS.values():
+        out.update({f.name: f.default for f in dataclasses.fields(c)})
+    return out

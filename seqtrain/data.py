@@ -18,15 +18,17 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from featurestore.sampler import WindowSampler, jittered_starts
+from seqtrain.tasks import get_task
 from seqtrain.windows import window_index
 
-__all__ = ["VideoSeq", "from_arrays", "load_videos", "WindowDataset", "PlanOrder",
+__all__ = ["VideoSeq", "from_arrays", "join_sets", "load_videos", "WindowDataset", "PlanOrder",
            "jittered_starts"]
 
 
 @dataclass(frozen=True)
 class VideoSeq:
-    """One video: features (n, D), labels (n, ...) or None, valid (n,) bool (all False if no labels)."""
+    """One video: features (n, D), labels (n, ...) or None, valid (n,) bool (all False if no
+    labels), or (n, 3) for the multi-task labels (one column per task)."""
 
     name: str
     feats: np.ndarray
@@ -49,7 +51,7 @@ def from_arrays(feats: Mapping[str, np.ndarray],
         if labels is None or name not in labels:
             out.append(VideoSeq(name, f, None, np.zeros(len(f), dtype=bool)))
             continue
-        values, valid = labels[name]
+        values, valid = labels[name]  # valid: (n,) or (n, tasks)
         if len(values) != len(f) or len(valid) != len(f):
             raise ValueError(f"video {name!r}: {len(f)} feature rows but {len(values)} labels "
                              f"and {len(valid)} valid flags")
@@ -57,16 +59,35 @@ def from_arrays(feats: Mapping[str, np.ndarray],
     return out
 
 
-def load_videos(store, features: str, videos: Sequence[str], task: str | None) -> list[VideoSeq]:
-    """Bulk-load ``videos`` of feature set ``features`` (one ``store.load``) with ``task`` labels
-    (None: no labels, e.g. test videos). Raises ValueError naming videos not committed."""
-    missing = sorted(set(videos) - set(store.committed(features)))
-    if missing:
-        raise ValueError(f"feature set {features!r} has no committed features for "
-                         f"{len(missing)} video(s): {missing[:5]}")
-    loaded = store.load(features, list(videos))
-    feats = {v: loaded[v] for v in videos}
-    labels = None if task is None else {v: store.labels(task, v) for v in videos}
+def join_sets(video: str, parts: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Features of several sets of one video concatenated per frame: set -> (n, D_i) -> (n, sum D_i).
+
+    Raises ValueError naming the sets when their frame axes differ (they must share it)."""
+    lengths = {name: int(a.shape[0]) for name, a in parts.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"feature sets {sorted(parts)} do not share the frame axis of video "
+                         f"{video!r}: frames per set {lengths}")
+    arrays = list(parts.values())
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
+
+
+def load_videos(store, features: str | Sequence[str], videos: Sequence[str],
+                task: str | None) -> list[VideoSeq]:
+    """Bulk-load ``videos`` of feature set ``features`` (one ``store.load`` per set; several sets,
+    given as a list or joined by commas, are concatenated per frame) with ``task`` labels (va,
+    expr, au or mtl; None: no labels, e.g. test videos). Raises ValueError naming videos a set
+    has not committed, or sets whose frame axes differ."""
+    sets = features.split(",") if isinstance(features, str) else list(features)
+    loaded = {}
+    for name in sets:
+        missing = sorted(set(videos) - set(store.committed(name)))
+        if missing:
+            raise ValueError(f"feature set {name!r} has no committed features for "
+                             f"{len(missing)} video(s): {missing[:5]}")
+        loaded[name] = store.load(name, list(videos))
+    feats = {v: join_sets(v, {name: loaded[name][v] for name in sets}) for v in videos}
+    spec = None if task is None else get_task(task)
+    labels = None if spec is None else {v: spec.read_labels(store, v) for v in videos}
     return from_arrays(feats, labels)
 
 
@@ -113,7 +134,8 @@ class WindowDataset(Dataset):
         else:
             lab = v.labels[idx]
             labels = torch.from_numpy(lab.astype(np.int64 if lab.dtype == np.int64 else np.float32))
-        valid = torch.from_numpy(v.valid[idx] & ~pad)  # (w,)
+        keep = ~pad.reshape(pad.shape + (1,) * (v.valid.ndim - 1))  # (w,) or (w, 1)
+        valid = torch.from_numpy(v.valid[idx] & keep)  # (w,) or (w, tasks)
         return feats, labels, valid, torch.from_numpy(pad)
 
 

@@ -3,7 +3,9 @@
 Fold 0 is the official Train/Validation split of the task. Folds 1..4 split the task's
 train+val videos into 4 groups; fold k validates on group k-1 and trains on the other three.
 The groups are assigned once over the annotated videos of ALL tasks and then restricted to the
-task's videos, so every source falls in the same fold for VA, EXPR and AU.
+task's videos, so every source falls in the same fold for VA, EXPR and AU. The multi-task run
+(``mtl``) takes the union of the three tasks' videos; in fold 0 a video that any task validates
+on is a validation video (never trained on).
 
 Grouping: every video is keyed by its source video (``store.source``), so the ``_left`` and
 ``_right`` halves of one recording always share a group. Each source first goes to the group
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+
+from featurestore.abaw import MTL
 
 __all__ = ["NUM_GROUPS", "assign_groups", "fold_videos"]
 
@@ -64,8 +68,10 @@ def fold_videos(store, task: str, fold: int) -> tuple[list[str], list[str]]:
     """
     if fold not in range(NUM_GROUPS + 1):
         raise ValueError(f"fold must be 0..{NUM_GROUPS}, got {fold!r}")
-    train = list(store.videos(split="train", task=task))
-    val = list(store.videos(split="val", task=task))
+    one = None if task == MTL else task  # mtl: videos of any task
+    val = list(store.videos(split="val", task=one))
+    held_out = set(val) if one is None else set()  # mtl: validated by any task -> not trained
+    train = [v for v in store.videos(split="train", task=one) if v not in held_out]
     if fold == 0:
         return sorted(train), sorted(val)
     pool: Sequence[str] = sorted(set(train) | set(val))

@@ -1,4 +1,8 @@
-"""Official ABAW submission files from a checkpoint: one row per template frame, face or not."""
+"""Official ABAW submission files from a checkpoint: one row per template frame, face or not.
+
+A multi-task (``mtl``) checkpoint predicts each of the three tasks: ``--task va`` (or expr, au)
+writes that task's file from the model's head of that task, with that task's template.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from featurestore import abaw
-from featurestore.abaw import TemplateRow
+from featurestore.abaw import MTL, TemplateRow
 from featurestore.atomic import atomic_write_text
 from featurestore.errors import DataFormatError
 from seqtrain.checkpoint import load_model
@@ -44,19 +48,25 @@ def _format(task: str, values: np.ndarray) -> list[str]:
 
 def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
             template: str | os.PathLike, out: str | os.PathLike, features: str | None = None,
-            *, batch_size: int = 32, device: str = "cpu") -> Path:
-    """Predict every window of each template video, stitch per frame and write ``out``.
+            *, batch_size: int = 32, device: str = "cpu", smooth: int | None = None) -> Path:
+    """Predict every window of each template video, stitch per frame, smooth over ``smooth``
+    frames per video (None: as the run was evaluated, its ``smooth``; 0: off) and write ``out``.
 
     Returns the written path. Raises ValueError naming template videos the store lacks and
     DataFormatError for template frames beyond a video's length.
     """
+    if task == MTL:
+        raise ValueError("a multi-task submission is written per task: run predict with --task "
+                         "va, expr and au, each with its own template, on the mtl checkpoint")
+    if smooth is not None and (smooth < 0 or smooth > 1 and not smooth % 2):
+        raise ValueError(f"smooth must be 0 (off) or an odd number of frames, got {smooth}")
     import featurestore
     from featurestore.outputs import check_output
 
     check_output(out, {"--template": template, "--checkpoint": checkpoint, "--store": store},
                  what="--out")
     model, fit_cfg, _ = load_model(checkpoint, device)
-    if fit_cfg.task != task:
+    if fit_cfg.task not in (task, MTL):
         raise ValueError(f"{checkpoint}: checkpoint is for task {fit_cfg.task!r}, not {task!r}")
     fs = featurestore.open(store)
     rows = read_template_rows(template)
@@ -65,10 +75,14 @@ def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
     if missing:
         raise ValueError(f"{template}: {len(missing)} template video(s) not in the store "
                          f"{store}: {missing[:5]}")
-    seqs = load_videos(fs, features or fit_cfg.features, videos, None)
-    frames = predict_frames(model, seqs, fit_cfg.window, fit_cfg.stride, batch_size, device)
-    spec = get_task(task)
-    values = {v: spec.to_submission(frames[v]) for v in videos}  # video -> (n, ...) submission
+    seqs = load_videos(fs, features or fit_cfg.data.features, videos, None)
+    frames = predict_frames(model, seqs, fit_cfg.data.window, fit_cfg.data.stride, batch_size, device)
+    trained, spec = get_task(fit_cfg.task), get_task(task)
+    k = fit_cfg.smooth if smooth is None else smooth
+    raw = {v: trained.smooth(frames[v], k) for v in videos}  # video -> (n, C) smoothed
+    if fit_cfg.task == MTL:
+        raw = {v: trained.part(task, r) for v, r in raw.items()}  # that task's head
+    values = {v: spec.to_submission(raw[v]) for v in videos}  # video -> (n, ...) submission
     lines = [submission_header(task)]
     for video, number, _, line_no in rows:
         if number > len(values[video]):

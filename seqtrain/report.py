@@ -9,15 +9,18 @@ from typing import Any
 
 import numpy as np
 
+from featurestore.abaw import MTL
 from featurestore.atomic import atomic_write_text
 from featurestore.safeio import read_json
 from seqtrain.plots import plot_frames
 from seqtrain.tasks import TASKS
 
-__all__ = ["collect", "fold_table", "ablation_table", "report"]
+__all__ = ["collect", "fold_table", "mtl_rows", "smoothing_table", "ablation_table", "report"]
 
 log = logging.getLogger(__name__)
 TASK_ROWS = (("va", "VA / CCC"), ("expr", "EXPR / F1"), ("au", "AU / F1"))
+MTL_ROWS = (("va", "MTL: VA / CCC"), ("expr", "MTL: EXPR / F1"), ("au", "MTL: AU / F1"),
+            ("score", "MTL: sum (challenge score)"))
 
 
 def collect(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -46,6 +49,34 @@ def fold_table(runs: list[dict[str, Any]], features: str, variant: str) -> str:
             continue
         cells = [_cell(scores.get(k)) for k in range(5)]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {_cell(float(np.mean(list(scores.values()))))} |")
+    return "\n".join(lines) + "\n"
+
+
+def mtl_rows(runs: list[dict[str, Any]], features: str, variant: str) -> str:
+    """Markdown rows under ``fold_table``'s header: the multi-task runs' three official scores
+    (each task's head of the one model) and their sum, per fold and mean."""
+    vals = {r["fold"]: r["val"] for r in runs if r["task"] == MTL
+            and r["features"] == features and r["variant"] == variant}
+    lines = []
+    for key, label in MTL_ROWS if vals else ():
+        scores = {k: v[key] for k, v in vals.items() if key in v}
+        cells = [_cell(scores.get(k)) for k in range(5)]
+        lines.append(f"| {label} | " + " | ".join(cells)
+                     + f" | {_cell(float(np.mean(list(scores.values()))))} |\n")
+    return "".join(lines)
+
+
+def smoothing_table(runs: list[dict[str, Any]]) -> str:
+    """Markdown: validation score of each run's best epoch without (K = 0) and with smoothing
+    over K frames; empty when no run recorded it."""
+    rows = [r for r in runs if r.get("smoothing")]
+    if not rows:
+        return ""
+    ks = sorted({int(k) for r in rows for k in r["smoothing"]})
+    lines = ["| run | " + " | ".join(f"K={k}" for k in ks) + " |", "|" + " --- |" * (len(ks) + 1)]
+    for r in rows:
+        name = f"{r['task']} fold {r['fold']} {r['variant']} / {r['features']}"
+        lines.append(f"| {name} | " + " | ".join(_cell(r["smoothing"].get(str(k))) for k in ks) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -85,9 +116,12 @@ def report(run_dir: str | os.PathLike) -> str:
         raise FileNotFoundError(f"{run_dir}: no metrics.json of a seqtrain run under this folder")
     combos = sorted({(r["features"], r["variant"]) for r in runs})
     folds = "## Per-fold validation scores (official per-frame metrics)\n\n" + "\n".join(
-        fold_table(runs, f, v) for f, v in combos)
+        fold_table(runs, f, v) + mtl_rows(runs, f, v) for f, v in combos)
     atomic_write_text(run_dir / "results_folds.md", folds)
     text = folds
+    smoothing = smoothing_table(runs)
+    if smoothing:
+        text += "\n## Smoothing at inference (validation score, best epoch)\n\n" + smoothing
     if len(combos) > 1:
         abl = "## Ablation (fold 0 = official validation set)\n\n" + ablation_table(runs)
         atomic_write_text(run_dir / "results_ablation.md", abl)

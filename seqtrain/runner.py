@@ -22,12 +22,13 @@ RunAll = Callable[[Sequence[FitConfig]], list[dict[str, Any]]]  # configs -> met
 
 
 def plan_runs(tasks: Sequence[str], folds: Sequence[int], out: str | os.PathLike,
-              **fit_kwargs: Any) -> list[FitConfig]:
-    """One FitConfig per (task, fold), each writing to ``out/<task>/fold<K>``."""
+              **flat: Any) -> list[FitConfig]:
+    """One FitConfig per (task, fold), each writing to ``out/<task>/fold<K>``; ``flat``: the
+    other fields by flat name (``window=100``, see ``FitConfig.from_flat``)."""
     from featurestore.outputs import check_output
 
-    check_output(out, {"--store": fit_kwargs.get("store")}, what="--out")
-    return [FitConfig(task=t, fold=k, out=str(Path(out) / t / f"fold{k}"), **fit_kwargs)
+    check_output(out, {"--store": flat.get("store")}, what="--out")
+    return [FitConfig.from_flat(task=t, fold=k, out=str(Path(out) / t / f"fold{k}"), **flat)
             for t in tasks for k in folds]
 
 

@@ -1,4 +1,6 @@
-"""Per-task output sizes, masked losses, submission conversion and scores.
+"""Per-task output sizes, masked losses, submission conversion and scores, and the multi-task
+``mtl`` (the three heads on one model: 2 + 8 + 12 outputs per frame, each loss masked by its own
+task's validity, scored by the three official scores and their sum, the challenge's score).
 
 Masks: a frame takes part in a loss only when its label is valid AND it is not padding
 (``mask = valid & ~pad``); masked frames are removed before any arithmetic, so their label
@@ -14,10 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from featurestore.abaw import VA_COLUMNS
+from featurestore.abaw import MTL, VA_COLUMNS
+from featurestore.abaw import TASKS as TASK_NAMES
 from seqtrain import metrics
+from seqtrain.smoothing import smooth_outputs
 
-__all__ = ["Task", "TASKS", "get_task", "ccc_torch", "va_loss", "expr_loss", "au_loss"]
+__all__ = ["Task", "MultiTask", "TASKS", "MTL_TASK", "get_task", "ccc_torch", "va_loss",
+           "expr_loss", "au_loss"]
 
 
 def ccc_torch(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -87,21 +92,113 @@ class Task:
     score: Callable[[np.ndarray, np.ndarray], dict[str, float]]  # (submission, labels)
     columns: tuple[str, ...]  # submission header after image_location
     metric_name: str
+    activation: str  # what the raw outputs are logits of: "identity" | "softmax" | "sigmoid"
 
     def evaluate(self, outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         """outputs: (n, out_dim) raw per-frame outputs of valid frames; labels: their labels."""
         return self.score(self.to_submission(outputs), labels)
 
+    def score_frames(self, outputs: np.ndarray, labels: np.ndarray, valid: np.ndarray
+                     ) -> dict[str, float]:
+        """Official score over the valid frames. outputs (M, C), labels (M, ...), valid (M,)."""
+        if not valid.any():
+            raise ValueError(f"no valid {self.name} labels in the evaluation frames")
+        return self.evaluate(outputs[valid], labels[valid])
+
+    def smooth(self, outputs: np.ndarray, k: int) -> np.ndarray:
+        """Raw outputs (n, C) of one video smoothed over ``k`` frames (see seqtrain.smoothing)."""
+        return smooth_outputs(outputs, k, self.activation)
+
+    def read_labels(self, store, video: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values (n, ...), valid (n,)) of ``video`` from a FeatureStore."""
+        return store.labels(self.name, video)
+
 
 TASKS: dict[str, Task] = {
-    "va": Task("va", 2, va_loss, _va_sub, metrics.va_score, VA_COLUMNS, "CCC"),
+    "va": Task("va", 2, va_loss, _va_sub, metrics.va_score, VA_COLUMNS, "CCC", "identity"),
     "expr": Task("expr", metrics.NUM_EXPR, expr_loss, _expr_sub, metrics.expr_score,
-                 metrics.EXPR_CLASSES, "F1"),
-    "au": Task("au", metrics.NUM_AU, au_loss, _au_sub, metrics.au_score, metrics.AU_NAMES, "F1"),
+                 metrics.EXPR_CLASSES, "F1", "softmax"),
+    "au": Task("au", metrics.NUM_AU, au_loss, _au_sub, metrics.au_score, metrics.AU_NAMES, "F1",
+               "sigmoid"),
 }
 
 
-def get_task(name: str) -> Task:
+class MultiTask:
+    """The three tasks on one model. Outputs (..., 22) = VA 2 | EXPR 8 logits | AU 12 logits;
+    labels (..., 15) float = VA 2 | EXPR class index | AU 12; valid (..., 3) bool, one column per
+    task, so a frame (or a whole video) annotated for AU only adds nothing to the VA or EXPR loss.
+    """
+
+    name = MTL
+    metric_name = "sum"
+
+    def __init__(self, parts: tuple[Task, ...]):
+        self.parts = parts
+        ends = np.cumsum([t.out_dim for t in parts])
+        self.out_slices = {t.name: slice(int(e - t.out_dim), int(e)) for t, e in zip(parts, ends, strict=True)}
+        widths = [1 if t.name == "expr" else t.out_dim for t in parts]  # expr: one class index
+        lends = np.cumsum(widths)
+        self.label_slices = {t.name: slice(int(e - w), int(e)) for t, w, e in zip(parts, widths, lends, strict=True)}
+        self.out_dim = int(ends[-1])
+        self.label_dim = int(lends[-1])
+
+    def _label(self, name: str, labels):
+        y = labels[..., self.label_slices[name]]
+        return y[..., 0] if name == "expr" else y  # (..., 2) | (...,) | (..., 12)
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Sum of the three tasks' losses. out (B, T, 22), y (B, T, 15), mask (B, T, 3) bool."""
+        return sum(t.loss(out[..., self.out_slices[t.name]], self._label(t.name, y), mask[..., i])
+                   for i, t in enumerate(self.parts))
+
+    def part(self, name: str, outputs: np.ndarray) -> np.ndarray:
+        """The raw outputs (n, C_task) of one task's head."""
+        return outputs[..., self.out_slices[name]]
+
+    def to_submission(self, outputs: np.ndarray) -> np.ndarray:
+        """(n, 22) raw -> (n, 15) float: VA clipped | EXPR class | AU 0/1 (the label layout)."""
+        return np.concatenate([np.asarray(t.to_submission(self.part(t.name, outputs)),
+                                          dtype=np.float32).reshape(len(outputs), -1)
+                               for t in self.parts], axis=1)
+
+    def score_frames(self, outputs: np.ndarray, labels: np.ndarray, valid: np.ndarray
+                     ) -> dict[str, float]:
+        """Each task's official score over its own valid frames; "score" = their sum (a task
+        without any valid frame counts 0). Keys: score, va, expr, au, <task>_frames (how many
+        frames scored it), <task>_<detail>."""
+        if not valid.any():
+            raise ValueError("no valid va, expr or au labels in the evaluation frames")
+        out: dict[str, float] = {}
+        for i, t in enumerate(self.parts):
+            m = valid[:, i]
+            lab = self._label(t.name, labels)
+            lab = lab.astype(np.int64) if t.name != "va" else lab
+            got = t.evaluate(self.part(t.name, outputs)[m], lab[m]) if m.any() else {"score": 0.0}
+            out[t.name], out[f"{t.name}_frames"] = got["score"], int(m.sum())
+            out.update({f"{t.name}_{k}": v for k, v in got.items() if k != "score"})
+        out["score"] = float(sum(out[t.name] for t in self.parts))
+        return out
+
+    def smooth(self, outputs: np.ndarray, k: int) -> np.ndarray:
+        return np.concatenate([t.smooth(self.part(t.name, outputs), k) for t in self.parts], axis=1)
+
+    def read_labels(self, store, video: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values (n, 15) float32, valid (n, 3) bool) of ``video``: every task's labels."""
+        values, valid = [], []
+        for t in self.parts:
+            y, m = store.labels(t.name, video)
+            values.append(np.asarray(y, dtype=np.float32).reshape(len(m), -1))
+            valid.append(np.asarray(m, dtype=bool))
+        return np.concatenate(values, axis=1), np.stack(valid, axis=1)
+
+
+MTL_TASK = MultiTask(tuple(TASKS[n] for n in TASK_NAMES))
+
+
+def get_task(name: str) -> Task | MultiTask:
+    """The task named ``name``: one of va, expr, au, or mtl (the three at once)."""
+    if name == MTL:
+        return MTL_TASK
     if name not in TASKS:
-        raise ValueError(f"task must be one of {sorted(TASKS)}, got {name!r}")
+        raise ValueError(f"task must be one of {sorted(TASKS)} or {MTL!r}, got {name!r}")
     return TASKS[name]

@@ -23,9 +23,9 @@ from torch.utils.data import DataLoader
 from featurestore.atomic import atomic_write, atomic_write_json
 from featurestore.safeio import read_json
 from seqtrain.checkpoint import save_best
-from seqtrain.config import FitConfig
+from seqtrain.config import SMOOTH_CHOICES, FitConfig
 from seqtrain.data import VideoSeq, WindowDataset, load_videos
-from seqtrain.evaluate import evaluate_videos
+from seqtrain.evaluate import evaluate_videos, smoothing_scores
 from seqtrain.folds import fold_videos
 from seqtrain.model import SeqModel
 from seqtrain.plots import plot_curve
@@ -45,19 +45,31 @@ def load_fold(cfg: FitConfig) -> tuple[list[VideoSeq], list[VideoSeq]]:
     """Train and validation videos of the run's fold, bulk-loaded from the store."""
     import featurestore
 
-    store = featurestore.open(cfg.store)
+    store = featurestore.open(cfg.data.store)
     train, val = fold_videos(store, cfg.task, cfg.fold)
     if not train or not val:
-        raise ValueError(f"{cfg.store}: fold {cfg.fold} of task {cfg.task} has {len(train)} train "
-                         f"and {len(val)} validation videos; both must be non-empty")
-    return (load_videos(store, cfg.features, train, cfg.task),
-            load_videos(store, cfg.features, val, cfg.task))
+        raise ValueError(f"{cfg.data.store}: fold {cfg.fold} of task {cfg.task} has {len(train)} "
+                         f"train and {len(val)} validation videos; both must be non-empty")
+    return (load_videos(store, cfg.data.features, train, cfg.task),
+            load_videos(store, cfg.data.features, val, cfg.task))
 
 
 def _results(cfg: FitConfig, best: dict[str, Any], history: list, finished: bool) -> dict[str, Any]:
-    return {"task": cfg.task, "fold": cfg.fold, "features": cfg.features, "variant": cfg.variant,
-            "val": best.get("val", {}), "best_epoch": best.get("epoch", 0), "history": history,
-            "config": cfg.to_dict(), "finished": finished}
+    return {"task": cfg.task, "fold": cfg.fold, "features": cfg.data.features,
+            "variant": cfg.variant, "smooth": cfg.smooth, "val": best.get("val", {}),
+            "best_epoch": best.get("epoch", 0), "smoothing": best.get("smoothing", {}),
+            "history": history, "config": cfg.to_dict(), "finished": finished}
+
+
+def _same_config(saved: dict[str, Any] | str | None, cfg: FitConfig) -> bool:
+    """Whether a config saved by a run (dict, or its JSON; nested or the older flat form) is
+    ``cfg``."""
+    if isinstance(saved, str):
+        saved = json.loads(saved)
+    try:
+        return saved is not None and FitConfig.from_dict(saved) == cfg
+    except (TypeError, ValueError):
+        return False
 
 
 def _save_example(path: Path, task, video: VideoSeq, frames: np.ndarray) -> None:
@@ -71,15 +83,15 @@ def _save_example(path: Path, task, video: VideoSeq, frames: np.ndarray) -> None
 def _setup(cfg: FitConfig, train: Sequence[VideoSeq]):
     torch.manual_seed(cfg.seed)
     task = get_task(cfg.task)
-    model = SeqModel(cfg.model(train[0].feats.shape[1], task.out_dim))
+    model = SeqModel(cfg.model_config(train[0].feats.shape[1], task.out_dim))
     model.input_norm.fit(v.feats for v in train)  # standardise inputs with training statistics
     model = model.to(cfg.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ds = WindowDataset(train, cfg.window, cfg.stride, jitter=cfg.jitter, seed=cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    ds = WindowDataset(train, cfg.data.window, cfg.data.stride, jitter=cfg.data.jitter, seed=cfg.seed)
     sampler = ds.loader_sampler()  # featurestore.sampler order from (seed, epoch)
-    loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=False)
+    loader = DataLoader(ds, batch_size=cfg.data.batch_size, sampler=sampler, drop_last=False)
     steps = len(loader)
-    sched = warmup_cosine_scheduler(opt, cfg.warmup_epochs * steps, cfg.epochs * steps)
+    sched = warmup_cosine_scheduler(opt, cfg.optim.warmup_epochs * steps, cfg.optim.epochs * steps)
     return task, model, opt, sched, ds, sampler, loader
 
 
@@ -96,13 +108,13 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
         on_epoch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train one run into ``cfg.out`` and return its metrics dict (also in metrics.json).
 
-    data: (train videos, val videos) to use instead of reading ``cfg.store`` (tests, benchmarks).
+    data: (train videos, val videos) to use instead of reading ``cfg.data.store`` (tests, benchmarks).
     on_epoch: called with the epoch number after each epoch's state is saved.
     """
     out = Path(cfg.out)
     if (out / METRICS).is_file():
         done = read_json(out / METRICS)
-        if done.get("finished") and done.get("config") == cfg.to_dict():
+        if done.get("finished") and _same_config(done.get("config"), cfg):
             log.info("%s: finished run, returning its metrics", out)
             return done
     torch.set_num_threads(cfg.num_threads)
@@ -112,7 +124,7 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
     book: dict[str, Any] = {"history": [], "best": {}, "bad": 0, "losses": []}
     state = load_train_state(out / STATE)
     if state is not None:
-        if state["config"] != json.dumps(cfg.to_dict(), sort_keys=True):
+        if not _same_config(state["config"], cfg):
             raise ValueError(f"{out}: holds a run with another config; use a new --out folder")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -122,9 +134,9 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
         log.info("%s: resuming after epoch %d", out, engine.state.epoch)
     _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epoch)
     attach_progress(engine, with_loss=False)
-    if state is None or engine.state.epoch < cfg.epochs and not state.get("stopped"):
+    if state is None or engine.state.epoch < cfg.optim.epochs and not state.get("stopped"):
         attach_tensorboard(engine, out, opt, lambda: book["history"][-1])
-        engine.run(loader, max_epochs=cfg.epochs)
+        engine.run(loader, max_epochs=cfg.optim.epochs)
     results = _results(cfg, book["best"], book["history"], finished=True)
     plot_curve(book["history"], out / CURVE, title=f"{cfg.task} fold {cfg.fold} {cfg.variant}")
     atomic_write_json(out / METRICS, results)
@@ -148,20 +160,21 @@ def _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epo
     @engine.on(Events.EPOCH_COMPLETED)
     def _validate(e: Engine) -> None:
         epoch = e.state.epoch
-        scores, frames = evaluate_videos(task, model, val, cfg.window, cfg.stride,
-                                         cfg.batch_size, cfg.device)
+        scores, frames = evaluate_videos(task, model, val, cfg.data.window, cfg.data.stride,
+                                         cfg.data.batch_size, cfg.device, smooth=cfg.smooth)
         book["history"].append({"epoch": epoch, "loss": float(np.mean(book["losses"])),
                                 "score": scores["score"], "lr": opt.param_groups[0]["lr"]})
         log.info("%s fold %d epoch %d: val %s %.4f", cfg.task, cfg.fold, epoch,
                  task.metric_name, scores["score"])
         if not book["best"] or scores["score"] > book["best"]["val"]["score"]:
-            book["best"], book["bad"] = {"epoch": epoch, "val": scores}, 0
+            smoothing = smoothing_scores(task, frames, val, SMOOTH_CHOICES)  # with and without
+            book["best"], book["bad"] = {"epoch": epoch, "val": scores, "smoothing": smoothing}, 0
             save_best(out / BEST, model, cfg, {"epoch": epoch, "val": scores})
             example = max(val, key=lambda v: int(v.valid.sum()))
-            _save_example(out / EXAMPLE, task, example, frames[example.name])
+            _save_example(out / EXAMPLE, task, example, task.smooth(frames[example.name], cfg.smooth))
         else:
             book["bad"] += 1
-        stopped = book["bad"] >= cfg.patience
+        stopped = book["bad"] >= cfg.optim.patience
         save_train_state(out / STATE, {
             "config": json.dumps(cfg.to_dict(), sort_keys=True), "model": model.state_dict(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
@@ -169,7 +182,7 @@ def _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epo
             "bad": book["bad"], "stopped": stopped})
         atomic_write_json(out / METRICS, _results(cfg, book["best"], book["history"], False))
         if stopped:
-            log.info("early stop after epoch %d (no gain for %d epochs)", epoch, cfg.patience)
+            log.info("early stop after epoch %d (no gain for %d epochs)", epoch, cfg.optim.patience)
             e.terminate()
         if on_epoch is not None:
             on_epoch(epoch)

@@ -57,8 +57,8 @@ def test_sequence_model_reads_what_a_linear_probe_reads(offset, scale, tmp_path)
     scale the model must come close to the probe."""
     train, val = _dataset("va", offset, scale)
     probe = run_probe("va", train, val)["val"]["score"]
-    cfg = FitConfig(task="va", out=str(tmp_path / "run"), preset="tiny", window=32, stride=24,
-                    lr=3e-3, batch_size=4, epochs=10, patience=10, dropout=0.1)
+    cfg = FitConfig.from_flat(task="va", out=str(tmp_path / "run"), preset="tiny", window=32, stride=24,
+                              lr=3e-3, batch_size=4, epochs=10, patience=10, dropout=0.1)
     model = fit(cfg, data=(train, val))["val"]["score"]
     assert probe > 0.7
     assert model > probe - 0.1, (model, probe)

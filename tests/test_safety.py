@@ -91,8 +91,8 @@ def test_seqtrain_best_checkpoint_round_trips_without_pickle(tmp_path, no_pickle
     from seqtrain.config import FitConfig
     from seqtrain.model import SeqModel
 
-    fit_cfg = FitConfig(task="va", preset="tiny", window=16, stride=8)
-    model = SeqModel(fit_cfg.model(16, 2))
+    fit_cfg = FitConfig.from_flat(task="va", preset="tiny", window=16, stride=8)
+    model = SeqModel(fit_cfg.model_config(16, 2))
     save_best(tmp_path / "best", model, fit_cfg, {"epoch": 3})
     assert sorted(p.suffix for p in (tmp_path / "best").iterdir()) == [".json", ".safetensors"]
     back, cfg2, meta = load_model(tmp_path / "best")

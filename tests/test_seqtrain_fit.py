@@ -24,7 +24,7 @@ def store_path(synth_seq_store):
 def cfg_for(task, store_path, out, **kw):
     base = dict(task=task, store=store_path, features="synth", out=str(out), preset="tiny",
                 window=32, stride=16, lr=LR[task], batch_size=8, epochs=EPOCHS[task], patience=10, dropout=0.1)
-    return FitConfig(**{**base, **kw})
+    return FitConfig.from_flat(**{**base, **kw})
 
 
 def chance(task, store):
@@ -94,22 +94,6 @@ def test_fold_k_and_ablation_variant(store_path, tmp_path):
 
 def test_bad_fit_config_names_field():
     with pytest.raises(ValueError, match="stride"):
-        FitConfig(task="va", window=10, stride=20)
+        FitConfig.from_flat(task="va", window=10, stride=20)
     with pytest.raises(ValueError, match="task"):
         FitConfig(task="valence")
-
-
-def test_cli_defaults_are_the_config_defaults():
-    """The `seqtrain fit` options take their defaults from FitConfig (one place for defaults)."""
-    import dataclasses
-
-    from seqtrain.cli import FIT_OPTIONS, fit
-    from seqtrain.config import DEFAULT_RUNS, MODEL_PRESETS
-
-    defaults = {f.name: f.default for f in dataclasses.fields(FitConfig)}
-    params = {p.name: p for p in fit.params}
-    for option, field in FIT_OPTIONS.items():
-        assert params[option].default == defaults[field], option
-    assert params["out"].default == DEFAULT_RUNS
-    assert FitConfig(task="expr", fold=3).out == f"{DEFAULT_RUNS}/expr/fold3"  # = the CLI's folder
-    assert sorted(params["preset"].type.choices) == sorted(MODEL_PRESETS)

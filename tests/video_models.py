@@ -23,8 +23,8 @@ def tiny_run(root: Path) -> tuple[Path, Path]:
     enc = save_checkpoint(root / "encoders" / "finetune" / "best", ExprClassifier(cfg), cfg)
     heads = root / "seqtrain" / "main"
     for task in ("va", "expr", "au"):
-        fit = FitConfig(task=task, preset="tiny", window=32, stride=16,
-                        out=str(heads / task / "fold0"))
-        model = SeqModel(fit.model(cfg.embed_dim, get_task(task).out_dim))
+        fit = FitConfig.from_flat(task=task, preset="tiny", window=32, stride=16,
+                                  out=str(heads / task / "fold0"))
+        model = SeqModel(fit.model_config(cfg.embed_dim, get_task(task).out_dim))
         save_best(heads / task / "fold0", model, fit, {"test": True})
     return enc, heads
