@@ -1,47 +1,34 @@
-"""Model checkpoints as a folder: ``model.safetensors`` (weights) + ``config.json`` (architecture,
-stage, metadata). Both are written atomically (temp file + ``os.replace``), the weights first and
-the JSON last, and the JSON records the weights' sha256 so a torn pair is detected on load.
-Loading never unpickles.
+"""Encoder checkpoints in the project's one format (:mod:`trainkit.checkpoint`): this module
+only maps the two encoder models to a checkpoint ``kind`` + ``config`` and back.
 
-Stages: ``"pretrain"`` holds a :class:`MaskedAutoencoder`; ``"finetune"`` an
-:class:`ExprClassifier` (meta carries ``num_classes`` and ``dropout``).
+Kinds: ``"mae"`` holds a :class:`MaskedAutoencoder` (stage ``"pretrain"``), config
+``{"mae": MAEConfig}``; ``"expr_classifier"`` an :class:`ExprClassifier` (stage ``"finetune"``),
+config ``{"mae": MAEConfig, "num_classes", "dropout"}``. Version 1 folders written before the
+shared format load unchanged (upgraded on read), with the same weights sha256.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from encoders.mae import ExprClassifier, MaskedAutoencoder
 from encoders.presets import MAEConfig
-from featurestore.atomic import atomic_write
+from trainkit import checkpoint as ckpt
+from trainkit.checkpoint import CONFIG, WEIGHTS, CheckpointError
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-FORMAT_VERSION = 1
+__all__ = ["CONFIG", "STAGES", "WEIGHTS", "CheckpointError", "build_model", "checkpoint_sha256",
+           "load_checkpoint", "read_checkpoint", "save_checkpoint", "stage_of"]
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint folder is missing, torn or of an unknown format."""
+STAGES = {"mae": "pretrain", "expr_classifier": "finetune"}  # checkpoint kind -> training stage
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)  # DistributedDataParallel keeps the model in .module
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def stage_of(model: nn.Module) -> str:
@@ -57,74 +44,51 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, cfg: MAEConf
                     meta: dict[str, Any] | None = None) -> Path:
     """Write ``model`` into ``directory`` (created if needed); returns the folder.
 
-    ``meta`` must be JSON-serialisable; for an :class:`ExprClassifier` ``num_classes`` and
-    ``dropout`` are filled in from the model.
+    ``meta`` (JSON-serialisable: epoch, scores, the run's config) is the checkpoint's provenance.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     model = _unwrap(model)
-    stage = stage_of(model)
-    meta = dict(meta or {})
-    if stage == "finetune":
-        meta.setdefault("num_classes", model.head[-1].out_features)
-        meta.setdefault("dropout", getattr(model.head[0], "p", 0.0))
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(directory / WEIGHTS, lambda tmp: save_file(state, tmp))
-    doc = {"format_version": FORMAT_VERSION, "stage": stage, "mae": cfg.to_dict(), "meta": meta,
-           "weights_sha256": _sha256(directory / WEIGHTS)}
-    text = json.dumps(doc, indent=2, sort_keys=True)
-    atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text))
-    return directory
+    config: dict[str, Any] = {"mae": cfg.to_dict()}
+    if stage_of(model) == "finetune":
+        config.update(num_classes=model.head[-1].out_features,
+                      dropout=float(getattr(model.head[0], "p", 0.0)))
+        kind = "expr_classifier"
+    else:
+        kind = "mae"
+    return ckpt.save(directory, kind, config, model.state_dict(), meta)
 
 
-def read_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """The parsed ``config.json`` of a checkpoint folder."""
-    path = Path(directory) / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint config (is {directory} a checkpoint?)")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
-    if doc.get("format_version") != FORMAT_VERSION or doc.get("stage") not in ("pretrain",
-                                                                               "finetune"):
-        raise CheckpointError(f"{path}: unknown checkpoint format/stage "
-                              f"{doc.get('format_version')!r}/{doc.get('stage')!r}")
-    return doc
+def read_checkpoint(directory: str | os.PathLike) -> ckpt.Checkpoint:
+    """The checkpoint's config and provenance (no weights read); refuses a non-encoder kind."""
+    found = ckpt.read(directory)
+    if found.kind not in STAGES:
+        raise CheckpointError(f"{found.path / CONFIG}: a {found.kind!r} checkpoint, not an "
+                              f"encoder ({' or '.join(STAGES)})")
+    return found
 
 
-def build_model(stage: str, cfg: MAEConfig, meta: dict[str, Any]) -> nn.Module:
-    if stage == "pretrain":
+def build_model(found: ckpt.Checkpoint) -> nn.Module:
+    """The (untrained) model a checkpoint's kind and config describe."""
+    cfg = MAEConfig.from_dict(found.config["mae"])
+    if found.kind == "mae":
         return MaskedAutoencoder(cfg)
-    return ExprClassifier(cfg, int(meta.get("num_classes", 8)), float(meta.get("dropout", 0.0)))
+    return ExprClassifier(cfg, int(found.config["num_classes"]), float(found.config["dropout"]))
 
 
 def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "cpu"
                     ) -> tuple[nn.Module, MAEConfig, dict[str, Any]]:
-    """Load a checkpoint of either stage -> (model in eval mode, cfg, meta with ``stage``)."""
-    directory = Path(directory)
-    doc = read_config(directory)
-    weights = directory / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: weights file missing")
-    if _sha256(weights) != doc.get("weights_sha256"):
-        raise CheckpointError(f"{weights}: sha256 does not match {directory / CONFIG} "
-                              "(checkpoint torn or being rewritten)")
-    cfg = MAEConfig.from_dict(doc["mae"])
-    meta = dict(doc["meta"], stage=doc["stage"])
-    model = build_model(doc["stage"], cfg, meta)
-    model.load_state_dict(load_file(str(weights), device=str(device)), strict=True)
-    return model.to(device).eval(), cfg, meta
+    """Load a checkpoint of either stage -> (model in eval mode, cfg, meta).
+
+    meta is the provenance plus ``stage`` (and ``num_classes`` / ``dropout`` for a classifier).
+    """
+    found = read_checkpoint(directory)
+    weights = ckpt.load_weights(found, device)  # sha256 verified
+    model = build_model(found)
+    model.load_state_dict(weights, strict=True)
+    meta = dict(found.provenance, stage=STAGES[found.kind])
+    meta.update({k: v for k, v in found.config.items() if k != "mae"})
+    return model.to(device).eval(), MAEConfig.from_dict(found.config["mae"]), meta
 
 
 def checkpoint_sha256(directory: str | os.PathLike) -> str:
     """sha256 hex digest of the checkpoint's weights file (for feature provenance)."""
-    weights = Path(directory) / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: weights file missing")
-    return _sha256(weights)
-
-
-# Names used by docs/ARCHITECTURE.md.
-save = save_checkpoint
-load = load_checkpoint
+    return ckpt.weights_sha256(directory)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from encoders.checkpoint import WEIGHTS, CheckpointError, load_checkpoint, read_config
+from encoders.checkpoint import STAGES, CheckpointError, load_checkpoint, read_checkpoint
 from encoders.data import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from encoders.jpeg import make_decoder
 from encoders.pipeline import BatchPipeline
@@ -43,19 +43,19 @@ def encoder_provenance(checkpoint_dir: str | os.PathLike) -> dict[str, Any]:
     ``config.json`` alone (no model built, no weights hashed: the JSON records their sha256).
     ``provenance["dim"]`` is the feature width."""
     directory = Path(checkpoint_dir)
-    doc = read_config(directory)
-    if not (directory / WEIGHTS).is_file():
-        raise CheckpointError(f"{directory / WEIGHTS}: weights file missing")
-    cfg = MAEConfig.from_dict(doc["mae"])
+    found = read_checkpoint(directory)
+    if not found.weights_path.is_file():
+        raise CheckpointError(f"{found.weights_path}: weights file missing")
+    cfg = MAEConfig.from_dict(found.config["mae"])
     return {
         "checkpoint": str(directory.resolve()),
-        "checkpoint_sha256": doc["weights_sha256"],
+        "checkpoint_sha256": found.weights_sha256,
         "preset": cfg.name,
         "input_size": cfg.img_size,
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
                           "pixels": "RGB in [0, 1], bilinear (antialiased) resize to input_size, "
                                     "then (x - mean) / std"},
-        "stage": doc["stage"],
+        "stage": STAGES[found.kind],
         "dim": cfg.embed_dim,
         "pooling": POOLING,
         "code_version": code_version(),

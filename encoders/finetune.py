@@ -6,7 +6,8 @@ Validation_Set frames picks the best checkpoint. Layout of ``cfg.out``::
 
     best/              model.safetensors + config.json (meta: epoch, val_macro_f1, val_loss)
     last/              the last finished epoch (resume)
-    train_state.pt     optimizer, LR schedule, engine state, history (weights_only load)
+    train_state.pt     weights, optimizer, LR schedule, engine, history, RNGs, best (trainkit.state;
+                       weights_only load)
     history.json, curves.png
 """
 
@@ -25,7 +26,7 @@ from ignite.engine import Engine, Events
 from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader
 
-from encoders.checkpoint import WEIGHTS, load_checkpoint, save_checkpoint
+from encoders.checkpoint import load_checkpoint, save_checkpoint
 from encoders.data import ExprFrames, finetune_transform
 from encoders.mae import ExprClassifier
 from encoders.plots import save_curves
@@ -42,7 +43,7 @@ from featurestore.atomic import atomic_write_json
 from featurestore.outputs import check_output
 from trainkit.handlers import EpochLosses, attach_progress, attach_tensorboard
 from trainkit.schedule import warmup_cosine_scheduler
-from trainkit.state import engine_state_for_resume, load_train_state, save_train_state
+from trainkit.state import load_train_state, restore_train_state, save_train_state, train_state
 from trainkit.step import train_step
 
 log = logging.getLogger(__name__)
@@ -162,17 +163,15 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device) -> dict[str, 
 
 
 def _resume(out: Path, model, optimizer, scheduler, trainer, epochs: int) -> dict[str, Any]:
-    if not (out / "train_state.pt").is_file():
-        return {"history": [], "best": None}
-    from safetensors.torch import load_file
-
     state = load_train_state(out / "train_state.pt")
-    model.load_state_dict(load_file(str(out / "last" / WEIGHTS)))
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    trainer.load_state_dict(engine_state_for_resume(state["engine"], epochs))
+    if state is None:
+        return {"history": [], "best": None}
+    history, extra = restore_train_state(
+        state, model=model, optimizer=optimizer, scheduler=scheduler, engine=trainer,
+        max_epochs=epochs,
+        weights=lambda: load_checkpoint(out / "last")[0].state_dict())  # a state before v2
     log.info("resuming %s after epoch %d", out, trainer.state.epoch)
-    return {"history": list(state["history"]), "best": state["best"]}
+    return {"history": history, "best": extra["best"]}
 
 
 def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, val_loader, device, track,
@@ -202,10 +201,9 @@ def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, val_loader, dev
             track["best"] = entry
             save_checkpoint(out / "best", net, net.cfg, meta)
         save_checkpoint(out / "last", net, net.cfg, meta)
-        save_train_state(out / "train_state.pt", {
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "engine": dict(engine.state_dict()), "history": track["history"],
-            "best": track["best"]})
+        save_train_state(out / "train_state.pt", train_state(
+            model=net, optimizer=optimizer, scheduler=scheduler, engine=engine,
+            history=track["history"], extra={"best": track["best"]}))
         atomic_write_json(out / "history.json", {"history": track["history"], "best": track["best"]})
         save_curves(out / "curves.png", track["history"], ["loss", "val_macro_f1"],
                     title="EXPR fine-tuning")

@@ -3,7 +3,8 @@
 Layout of ``cfg.out``::
 
     checkpoint/        model.safetensors + config.json of the last finished epoch
-    train_state.pt     optimizer, LR schedule and engine state (resume; weights_only load)
+    train_state.pt     weights, optimizer, LR schedule, engine, history, RNGs (trainkit.state;
+                       resume, weights_only load)
     history.json       per-epoch mean loss and LR
     loss.png           loss curve;  reconstruction.png: original / masked / reconstructed
 
@@ -22,7 +23,7 @@ import torch
 from ignite.engine import Engine, Events
 from torch.utils.data import DataLoader, Dataset
 
-from encoders.checkpoint import WEIGHTS, save_checkpoint
+from encoders.checkpoint import load_checkpoint, save_checkpoint
 from encoders.data import denormalize, faceset_union
 from encoders.mae import MaskedAutoencoder, patchify, unpatchify
 from encoders.plots import save_curves, save_reconstruction
@@ -39,7 +40,7 @@ from featurestore.atomic import atomic_write_json
 from featurestore.outputs import check_output
 from trainkit.handlers import EpochLosses, attach_progress, attach_tensorboard
 from trainkit.schedule import warmup_cosine_scheduler
-from trainkit.state import engine_state_for_resume, load_train_state, save_train_state
+from trainkit.state import load_train_state, restore_train_state, save_train_state, train_state
 from trainkit.step import train_step
 
 log = logging.getLogger(__name__)
@@ -129,19 +130,16 @@ def reconstruction_rows(model: MaskedAutoencoder, imgs: torch.Tensor, seed: int 
 
 
 def _resume(out: Path, model, optimizer, scheduler, trainer, epochs: int) -> list[dict]:
-    """Load the last epoch's weights and train state from ``out`` if present; returns history."""
-    state_path = out / "train_state.pt"
-    if not state_path.is_file():
+    """Restore the train state saved in ``out`` if present; returns the history."""
+    state = load_train_state(out / "train_state.pt")
+    if state is None:
         return []
-    from safetensors.torch import load_file
-
-    state = load_train_state(state_path)
-    model.load_state_dict(load_file(str(out / "checkpoint" / WEIGHTS)))
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    trainer.load_state_dict(engine_state_for_resume(state["engine"], epochs))
+    history, _ = restore_train_state(
+        state, model=model, optimizer=optimizer, scheduler=scheduler, engine=trainer,
+        max_epochs=epochs,
+        weights=lambda: load_checkpoint(out / "checkpoint")[0].state_dict())  # a state before v2
     log.info("resuming %s after epoch %d", out, trainer.state.epoch)
-    return list(state["history"])
+    return history
 
 
 def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, history, runtime, samples):
@@ -165,9 +163,8 @@ def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, history, runtim
         save_checkpoint(out / "checkpoint", net, net.cfg, {"epoch": entry["epoch"],
                                                            "loss": entry["loss"],
                                                            "pretrain": cfg.to_dict()})
-        save_train_state(out / "train_state.pt", {
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "engine": dict(engine.state_dict()), "history": history})
+        save_train_state(out / "train_state.pt", train_state(
+            model=net, optimizer=optimizer, scheduler=scheduler, engine=engine, history=history))
         atomic_write_json(out / "history.json", history)
         save_curves(out / "loss.png", history, ["loss", "lr"], title="MAE pretraining")
         save_reconstruction(out / "reconstruction.png", reconstruction_rows(net, samples))

@@ -21,12 +21,15 @@ from featurestore.writer import FeatureSetWriter
 
 @dataclass(frozen=True)
 class VideoWrite:
-    """What extracting one video did."""
+    """What extracting one video did (the one result type of extraction: the pool of
+    jobs/extract_pool.py fills in where it ran with ``dataclasses.replace``)."""
 
     video: str
     frames: int  # frames with a face that were encoded
     seconds: float
     written: bool  # False: the video was already committed (nothing rewritten)
+    node: str = ""  # Ray node id of the worker ("" outside Ray)
+    worker: int = -1  # slot of the extraction pool that ran it (-1 outside a pool)
 
 
 class VideoExtractor:

@@ -17,7 +17,7 @@ import click
 __all__ = ["ErrorCommand", "ErrorGroup", "describe"]
 
 _MAX = 400  # characters of one error line
-_OURS = {"featurestore", "encoders", "seqtrain", "jobs"}
+_OURS = {"featurestore", "trainkit", "encoders", "seqtrain", "jobs"}
 
 
 def _short(text: str) -> str:

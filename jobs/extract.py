@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as `python jobs/extract.py`: make `jobs` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,11 +35,13 @@ from jobs.extract_pool import (
     ActorPlan,
     ExtractStats,
     InlineBackend,
-    VideoResult,
     WorkerDied,
     plan_actors,
     schedule,
 )
+
+if TYPE_CHECKING:
+    from encoders.video import VideoWrite
 
 log = logging.getLogger("jobs.extract")
 
@@ -91,9 +94,9 @@ def _actor_class():
 
             self.worker, self.inner = worker, VideoExtractor(*args, **kwargs)
 
-        def run(self, video: str) -> VideoResult:
+        def run(self, video: str) -> VideoWrite:
             node = ray.get_runtime_context().get_node_id()
-            return VideoResult(**asdict(self.inner.run(video)), node=node, worker=self.worker)
+            return replace(self.inner.run(video), node=node, worker=self.worker)
 
     return ExtractActor
 
@@ -137,7 +140,7 @@ class RayBackend:
             ready += more
         return ready
 
-    def result(self, ticket: Hashable) -> VideoResult:
+    def result(self, ticket: Hashable) -> VideoWrite:
         import ray
 
         try:
@@ -189,7 +192,7 @@ def todo_videos(cfg: ExtractConfig, store, writer, source_videos: set[str]) -> d
 
 
 def _run_pool(cfg: ExtractConfig, sizes: dict[str, int],
-              on_result: Callable[[VideoResult], None] | None) -> ExtractStats:
+              on_result: Callable[[VideoWrite], None] | None) -> ExtractStats:
     import ray
 
     from jobs.raylocal import init_ray
@@ -211,7 +214,7 @@ def _run_pool(cfg: ExtractConfig, sizes: dict[str, int],
 
 
 def run_extraction(cfg: ExtractConfig,
-                   on_result: Callable[[VideoResult], None] | None = None) -> ExtractStats:  # fmt: skip
+                   on_result: Callable[[VideoWrite], None] | None = None) -> ExtractStats:  # fmt: skip
     """Extract the uncommitted videos of ``cfg.set_name`` on the connected (or a local) Ray;
     videos another driver is extracting at the same time are left to it (jobs.claims).
 

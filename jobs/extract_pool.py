@@ -14,8 +14,11 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # the result type of extraction; importing it at run time would load torch
+    from encoders.video import VideoWrite
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +40,11 @@ class ExtractionError(RuntimeError):
         )
 
 
-@dataclass(frozen=True)
-class VideoResult:
-    """What one worker reports for one video."""
-
-    video: str
-    frames: int  # frames with a face that were encoded
-    seconds: float
-    written: bool  # False: the video was already committed (nothing rewritten)
-    node: str = ""  # Ray node id of the worker ("" outside Ray)
-    worker: int = -1  # slot of the pool that ran it
-
-
 @dataclass
 class ExtractStats:
     """Summary of one :func:`schedule` run."""
 
-    results: list[VideoResult] = field(default_factory=list)
+    results: list[VideoWrite] = field(default_factory=list)
     seconds: float = 0.0
     replaced_workers: int = 0
 
@@ -81,13 +72,13 @@ class Backend(Protocol):
     def replace(self, worker: int) -> None: ...
     def submit(self, worker: int, video: str) -> Hashable: ...
     def wait(self, tickets: list[Hashable], timeout: float) -> list[Hashable]: ...
-    def result(self, ticket: Hashable) -> VideoResult: ...  # may raise WorkerDied
+    def result(self, ticket: Hashable) -> VideoWrite: ...  # may raise WorkerDied
 
 
 class InlineBackend:
     """Workers in this process, no Ray: for short jobs, where starting Ray and an actor (a new
     process importing torch and loading the model) costs more than the work. ``make()`` builds
-    one worker (an object with ``run(video) -> result``); each video runs when submitted."""
+    one worker (an object with ``run(video) -> VideoWrite``); each video runs when submitted."""
 
     def __init__(self, make: Callable[[], object]):
         self.make, self.workers, self.done, self._next = make, {}, {}, 0
@@ -101,8 +92,7 @@ class InlineBackend:
     def submit(self, worker: int, video: str) -> Hashable:
         self._next += 1
         try:
-            r = self.workers[worker].run(video)
-            self.done[self._next] = VideoResult(r.video, r.frames, r.seconds, r.written, "", worker)
+            self.done[self._next] = replace(self.workers[worker].run(video), worker=worker)
         except Exception as err:  # noqa: BLE001  (raised again by result(), as from an actor)
             self.done[self._next] = err
         return self._next
@@ -110,7 +100,7 @@ class InlineBackend:
     def wait(self, tickets: list[Hashable], timeout: float) -> list[Hashable]:
         return list(tickets)
 
-    def result(self, ticket: Hashable) -> VideoResult:
+    def result(self, ticket: Hashable) -> VideoWrite:
         out = self.done.pop(ticket)
         if isinstance(out, BaseException):
             raise out
@@ -127,7 +117,7 @@ class Progress:
         self.start = self.last = clock()
         self.videos = self.frames = 0
 
-    def update(self, result: VideoResult) -> None:
+    def update(self, result: VideoWrite) -> None:
         self.videos += 1
         self.frames += result.frames
 
@@ -159,7 +149,7 @@ def longest_first(videos: Sequence[str], sizes: Mapping[str, int]) -> list[str]:
 
 def schedule(videos: Sequence[str], sizes: Mapping[str, int], backend: Backend, workers: int, *,
              max_retries: int = 3, every_s: float = 5.0, in_flight: int = 1,
-             on_result: Callable[[VideoResult], None] | None = None) -> ExtractStats:  # fmt: skip
+             on_result: Callable[[VideoWrite], None] | None = None) -> ExtractStats:  # fmt: skip
     """Run every video once on ``workers`` workers of ``backend``, longest first.
 
     sizes: video -> frames to encode (for the order and the ETA). ``in_flight``: videos handed

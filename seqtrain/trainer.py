@@ -32,7 +32,13 @@ from seqtrain.plots import plot_curve
 from seqtrain.tasks import get_task
 from trainkit.handlers import attach_progress, attach_tensorboard
 from trainkit.schedule import warmup_cosine_scheduler
-from trainkit.state import load_train_state, save_train_state
+from trainkit.state import (
+    load_train_state,
+    restore_train_state,
+    save_train_state,
+    state_extra,
+    train_state,
+)
 from trainkit.step import train_step
 
 __all__ = ["FitConfig", "fit", "load_fold"]
@@ -124,17 +130,16 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
     book: dict[str, Any] = {"history": [], "best": {}, "bad": 0, "losses": []}
     state = load_train_state(out / STATE)
     if state is not None:
-        if not _same_config(state["config"], cfg):
+        if not _same_config(state_extra(state)["config"], cfg):
             raise ValueError(f"{out}: holds a run with another config; use a new --out folder")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        engine.load_state_dict(state["engine"])
-        book.update(history=state["history"], best=state["best"], bad=state["bad"])
+        book["history"], extra = restore_train_state(state, model=model, optimizer=opt,
+                                                     scheduler=sched, engine=engine,
+                                                     max_epochs=cfg.optim.epochs)
+        book.update(best=extra["best"], bad=extra["bad"])
         log.info("%s: resuming after epoch %d", out, engine.state.epoch)
     _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epoch)
     attach_progress(engine, with_loss=False)
-    if state is None or engine.state.epoch < cfg.optim.epochs and not state.get("stopped"):
+    if state is None or engine.state.epoch < cfg.optim.epochs and not state_extra(state).get("stopped"):
         attach_tensorboard(engine, out, opt, lambda: book["history"][-1])
         engine.run(loader, max_epochs=cfg.optim.epochs)
     results = _results(cfg, book["best"], book["history"], finished=True)
@@ -175,11 +180,10 @@ def _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epo
         else:
             book["bad"] += 1
         stopped = book["bad"] >= cfg.optim.patience
-        save_train_state(out / STATE, {
-            "config": json.dumps(cfg.to_dict(), sort_keys=True), "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "engine": e.state_dict(), "history": book["history"], "best": book["best"],
-            "bad": book["bad"], "stopped": stopped})
+        save_train_state(out / STATE, train_state(
+            model=model, optimizer=opt, scheduler=sched, engine=e, history=book["history"],
+            extra={"config": json.dumps(cfg.to_dict(), sort_keys=True), "best": book["best"],
+                   "bad": book["bad"], "stopped": stopped}))
         atomic_write_json(out / METRICS, _results(cfg, book["best"], book["history"], False))
         if stopped:
             log.info("early stop after epoch %d (no gain for %d epochs)", epoch, cfg.optim.patience)

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import featurestore
+from encoders.video import VideoWrite
 from jobs import raylocal
 from jobs.extract_pool import (
     ExtractionError,
-    VideoResult,
     WorkerDied,
     longest_first,
     plan_actors,
@@ -108,7 +108,7 @@ class ListBackend:
 
 def test_schedule_runs_longest_first_and_redoes_videos_of_dead_workers():
     sizes = {"a": 3, "b": 10, "c": 0, "d": 7}
-    backend = ListBackend(lambda v, w: VideoResult(v, sizes[v], 0.1, True, "n", w), die={"d": 2})
+    backend = ListBackend(lambda v, w: VideoWrite(v, sizes[v], 0.1, True, "n", w), die={"d": 2})
     stats = schedule(list(sizes), sizes, backend, workers=2, every_s=0.01)
     assert sorted(r.video for r in stats.results) == ["a", "b", "c", "d"]
     assert list(dict.fromkeys(backend.submitted)) == ["b", "d", "a", "c"]  # longest first
@@ -121,7 +121,7 @@ def test_schedule_collects_failures_and_gives_up_after_max_retries():
     def fn(video, worker):
         if video == "bad":
             raise ValueError("bad.jpg: cannot decode JPEG")
-        return VideoResult(video, 1, 0.0, True)
+        return VideoWrite(video, 1, 0.0, True)
 
     backend = ListBackend(fn, die={"doomed": 99})
     with pytest.raises(ExtractionError) as err:
@@ -163,7 +163,7 @@ class DyingPool:
             raise WorkerDied(f"worker {worker} killed on {video}")
         if gen != self.gen[worker]:
             raise WorkerDied(f"worker {worker} died with {video} queued")
-        return VideoResult(video, 1, 0.0, True, "", worker)
+        return VideoWrite(video, 1, 0.0, True, "", worker)
 
 
 def test_two_videos_in_flight_per_worker_and_a_death_redoes_both_with_one_replacement():
@@ -292,7 +292,7 @@ def test_job_writes_every_video_and_a_rerun_writes_nothing(data, local_ray):
 def kill_one_other_actor(ray, set_name: str, killed: list[str]):
     """on_result hook: once, kill a named extraction actor of another slot (busy or starting)."""
 
-    def hook(result: VideoResult) -> None:
+    def hook(result: VideoWrite) -> None:
         if killed:
             return
         mine = f"extract:{set_name}:{result.worker}:"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,54 @@ def test_ray_job_submit_runs_the_extraction_job(head, tmp_path):
     assert refused.returncode != 0 and "token" in (refused.stdout + refused.stderr).lower()
 
 
+def _start_owned_head(run: Path) -> tuple[subprocess.Popen, raylocal.HeadInfo]:
+    """A head started by another process (its owner), which then stays alive until killed."""
+    code = ("import sys, time\nfrom jobs.raylocal import start_head\n"
+            "start_head(sys.argv[1], num_cpus=1, dashboard_port=None)\n"
+            "print('up', flush=True)\ntime.sleep(3600)\n")
+    owner = subprocess.Popen([sys.executable, "-c", code, str(run)], cwd=REPO, text=True,
+                             stdout=subprocess.PIPE)
+    line = owner.stdout.readline()  # blocks until the head is up (or the owner failed)
+    assert line.strip() == "up", f"the owner could not start its head (exit {owner.poll()})"
+    return owner, raylocal.read_head(run)
+
+
+@pytest.mark.ray
+def test_heads_of_dead_owners_are_swept_and_live_ones_never(head, tmp_path):
+    """A killed test run leaves its head running; the next start_head stops it, and only it."""
+    from jobs.raylocal.head import write_owner
+
+    _, _, mine = head  # owned by this (live) process
+    owner, orphan = _start_owned_head(tmp_path / "orphan")
+    # token folders of local instances (connect.py): one of the owner's, one of this process
+    tokens = [Path(tempfile.mkdtemp(prefix="affray-token-", dir="/tmp")) for _ in range(2)]
+    write_owner(tokens[0], owner.pid)
+    write_owner(tokens[1], os.getpid())
+    try:
+        assert raylocal.head_alive(orphan)
+        swept = raylocal.sweep_orphan_heads()
+        assert Path(orphan.temp_dir) not in swept and tokens[0] not in swept  # owner lives
+        assert raylocal.head_alive(orphan) and raylocal.head_alive(mine)
+        owner.kill()  # SIGKILL: no atexit, no stop_head; the head keeps running on its own
+        owner.wait()
+        assert raylocal.head_alive(orphan)
+        raylocal.start_head(tmp_path / "next", num_cpus=1, dashboard_port=None)  # sweeps first
+        try:
+            assert not raylocal.head_alive(orphan)
+            assert not Path(orphan.temp_dir).exists()
+            assert not raylocal.head_file(tmp_path / "orphan").exists()
+            assert not tokens[0].exists() and tokens[1].exists()
+            assert raylocal.head_alive(mine) and raylocal.head_alive(raylocal.read_head(tmp_path / "next"))
+        finally:
+            raylocal.stop_head(tmp_path / "next")
+    finally:
+        owner.kill()
+        owner.wait()
+        raylocal.stop_head(tmp_path / "orphan")  # nothing left if the sweep failed
+        for folder in tokens:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.ray
 def test_stop_head_ends_every_process_of_the_head(head):
     run, _, info = head
@@ -105,3 +155,4 @@ def test_stop_head_ends_every_process_of_the_head(head):
     temp = Path(info.temp_dir)
     assert temp.is_relative_to(run) or not temp.exists()  # nothing left outside the run folder
     assert raylocal.stop_head(run) is False
+

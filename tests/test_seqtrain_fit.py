@@ -79,6 +79,15 @@ def test_resume_after_interruption_equals_uninterrupted(store_path, tmp_path):
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     assert resumed["val"] == pytest.approx(full["val"])
     assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in full["history"]])
+    # the same final weights and the same best checkpoint, bit for bit
+    from seqtrain.checkpoint import load_model
+    from trainkit.state import load_train_state
+
+    final_a, final_b = (load_train_state(tmp_path / r / "state.pt")["model"] for r in "ab")
+    assert final_a.keys() == final_b.keys()
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+    best_a, best_b = (load_model(tmp_path / r)[0].state_dict() for r in "ab")
+    assert all(torch.equal(best_a[k], best_b[k]) for k in best_a)
     # a finished run returns its metrics without retraining
     mtime = (tmp_path / "b" / "state.pt").stat().st_mtime_ns
     again = fit(cfg)

@@ -19,12 +19,20 @@ with ``RAY_AUTH_TOKEN_PATH``; `HeadInfo.client_env()` gives the variables that `
 """
 
 from jobs.raylocal.connect import init_ray, ray_session
-from jobs.raylocal.head import HeadInfo, head_alive, head_file, read_head, start_head, stop_head
+from jobs.raylocal.head import (
+    HeadInfo,
+    head_alive,
+    head_file,
+    read_head,
+    start_head,
+    stop_head,
+    sweep_orphan_heads,
+)
 from jobs.raylocal.loopback import LOOPBACK, LOOPBACK_ENV, LOOPBACK_HOSTS, is_loopback_address
 from jobs.raylocal.procs import listening_sockets, proc_pids
 
 __all__ = [
     "LOOPBACK", "LOOPBACK_ENV", "LOOPBACK_HOSTS", "HeadInfo", "head_alive", "head_file",
     "init_ray", "is_loopback_address", "listening_sockets", "proc_pids", "ray_session",
-    "read_head", "start_head", "stop_head",
+    "read_head", "start_head", "stop_head", "sweep_orphan_heads",
 ]

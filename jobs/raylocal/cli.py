@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 
 import click
@@ -29,8 +30,12 @@ _run_dir_opt = click.option(
 @click.option("--num-cpus", type=int, default=None)
 @click.option("--dashboard-port", type=int, default=8265, show_default=True)
 def start(run_dir: str, num_cpus: int | None, dashboard_port: int) -> None:
-    """Start the head and print how to submit jobs to it."""
-    address = start_head(run_dir, num_cpus=num_cpus, dashboard_port=dashboard_port)
+    """Start the head and print how to submit jobs to it.
+
+    The head belongs to the process that ran this command (a shell, a pipeline): once that is
+    gone, the next head started on this machine stops it."""
+    address = start_head(run_dir, num_cpus=num_cpus, dashboard_port=dashboard_port,
+                         owner_pid=os.getppid())
     click.echo(f"Ray head at {address}; to submit jobs:")
     click.echo(f'  eval "$(python -m jobs.raylocal env --run-dir {shlex.quote(run_dir)})"')
     click.echo("  ray job submit --working-dir . -- python jobs/extract.py ...")

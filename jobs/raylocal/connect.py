@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from featurestore.atomic import atomic_write_text
+from jobs.raylocal.head import sweep_orphan_heads, write_owner
 from jobs.raylocal.loopback import LOOPBACK, force_loopback, is_loopback_address
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,10 @@ def _private_token() -> None:
     """
     if any(k in os.environ for k in _TOKEN_VARS):
         return
-    folder = Path(tempfile.mkdtemp(prefix="affray-token-"))  # mode 0700
+    sweep_orphan_heads()  # token folders (and heads) that killed processes left in /tmp
+    folder = Path(tempfile.mkdtemp(prefix="affray-token-", dir="/tmp"))  # mode 0700
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    write_owner(folder, os.getpid())  # removed by a later sweep if this process is killed
     token = folder / "auth_token"
     atomic_write_text(token, secrets.token_hex(32), mode=0o600)
     os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)})

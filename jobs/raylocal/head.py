@@ -18,11 +18,13 @@ from pathlib import Path
 
 from featurestore.atomic import atomic_write_text
 from jobs.raylocal.loopback import LOOPBACK, local_env
-from jobs.raylocal.procs import group_pids, kill_group
+from jobs.raylocal.procs import cmdline, group_pids, kill_group, start_time
 
 log = logging.getLogger(__name__)
 
 HEAD_FILE = "head.json"
+OWNER_FILE = "owner.json"  # in the head's /tmp folder: the process that owns the head
+_TEMP_PREFIX = "affray-"
 # A unix socket path holds at most 107 bytes. Ray puts its sockets at
 # <temp_dir>/session_<%Y-%m-%d_%H-%M-%S_%f>_<pid>/sockets/<name>; the longest name today is
 # "dash_" + a dashboard module name (about 20 bytes): 32 leaves room. pid_max is at most 2**22.
@@ -97,7 +99,7 @@ def _temp_dir() -> Path:
     Always under /tmp with a short unique name (never inside the run folder, whose path can be
     any length), so that the longest socket path Ray builds below it fits; `stop_head` removes it.
     """
-    temp = Path(tempfile.mkdtemp(prefix="affray-", dir=_SHORT_TEMP_BASE))  # mode 0700
+    temp = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=_SHORT_TEMP_BASE))  # mode 0700
     longest = len(os.fsencode(temp)) + _RAY_SOCKET_SUFFIX
     if longest > _SOCKET_PATH_MAX:
         shutil.rmtree(temp, ignore_errors=True)
@@ -106,16 +108,66 @@ def _temp_dir() -> Path:
     return temp
 
 
+def write_owner(temp_dir: Path, owner_pid: int, pgid: int | None = None,
+                run_dir: Path | None = None) -> None:
+    """Record who owns a /tmp folder of ours (a head's, or a local instance's token folder) and
+    the process group to stop once the owner is gone (what `sweep_orphan_heads` reads)."""
+    owner = {"pid": owner_pid, "start_time": start_time(owner_pid), "pgid": pgid,
+             "run_dir": str(run_dir.resolve()) if run_dir else None, "temp_dir": str(temp_dir)}
+    atomic_write_text(temp_dir / OWNER_FILE, json.dumps(owner), mode=0o600)
+
+
+def sweep_orphan_heads(base: str | os.PathLike = _SHORT_TEMP_BASE) -> list[Path]:
+    """Stop the local heads whose owner process is gone, and remove their /tmp folders (and the
+    token folders of local instances whose driver is gone); returns the folders removed.
+
+    A head started by `start_head` records its owner (pid and start time from /proc, so a
+    reused pid is not taken for the owner) in ``<temp_dir>/owner.json``. A head whose owner is
+    dead (a killed test run, a crashed driver) is stopped as `stop_head` would: its process
+    group is signalled, but only if one of its processes still runs from that folder (a group id
+    reused by something else is left alone), then its folder and ``head.json`` are removed.
+    Heads whose owner lives, and folders without an owner record, are never touched.
+    """
+    swept = []
+    for temp in sorted(Path(base).glob(f"{_TEMP_PREFIX}*")):
+        try:
+            owner = json.loads((temp / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not a head folder, another user's, or a head still being started
+        if owner.get("start_time") is None or start_time(owner["pid"]) == owner["start_time"]:
+            continue  # the owner lives
+        pgid = owner.get("pgid")
+        members = group_pids(pgid) if pgid else []
+        if any(str(temp) in cmdline(pid) for pid in members):
+            log.warning("stopping Ray head %s: its owner process %d is gone", temp, owner["pid"])
+            kill_group(pgid)
+            if any(str(temp) in cmdline(pid) for pid in group_pids(pgid)):
+                continue  # could not be stopped: keep its folder
+        run_dir = owner.get("run_dir")
+        try:
+            if run_dir and read_head(run_dir).temp_dir == str(temp):
+                head_file(run_dir).unlink(missing_ok=True)
+        except (OSError, ValueError):
+            pass  # that run folder's head.json is gone or belongs to another head
+        shutil.rmtree(temp, ignore_errors=True)
+        swept.append(temp)
+    return swept
+
+
 def start_head(
-    run_dir: str | os.PathLike, num_cpus: int | None = None, dashboard_port: int | None = 8265
+    run_dir: str | os.PathLike, num_cpus: int | None = None, dashboard_port: int | None = 8265,
+    owner_pid: int | None = None,
 ) -> str:
     """Start a loopback-only Ray head with the dashboard/job server; returns its GCS address.
 
     Every port is bound to 127.0.0.1 and every process joins one process group, which
-    `stop_head` signals. ``dashboard_port=None`` (or 0) picks a free port. Raises RuntimeError when the
-    dashboard port is taken or ``ray start`` fails (its output is in the message).
+    `stop_head` signals. ``dashboard_port=None`` (or 0) picks a free port. ``owner_pid`` (default:
+    this process) is the process the head belongs to: once it is gone, the next `start_head` on
+    this machine stops the head (`sweep_orphan_heads`). Raises RuntimeError when the dashboard
+    port is taken or ``ray start`` fails (its output is in the message).
     """
     run_dir = Path(run_dir)
+    sweep_orphan_heads()  # heads a killed owner left running (logged as they are stopped)
     if num_cpus is not None and num_cpus < 1:
         raise ValueError(f"num_cpus must be >= 1, got {num_cpus!r}")
     if head_file(run_dir).exists() and head_alive(read_head(run_dir)):
@@ -128,6 +180,8 @@ def start_head(
     token_path = (run_dir / "ray" / "auth_token").resolve()
     atomic_write_text(token_path, secrets.token_hex(32), mode=0o600)
     temp_dir = _temp_dir()
+    owner_pid = os.getpid() if owner_pid is None else owner_pid
+    write_owner(temp_dir, owner_pid, None, run_dir)  # before any Ray process exists
     port = free_port()
     cmd = [
         str(Path(sys.executable).parent / "ray"), "start", "--head",
@@ -146,6 +200,7 @@ def start_head(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
+    write_owner(temp_dir, owner_pid, proc.pid, run_dir)  # the group to stop if the owner dies
     output, _ = proc.communicate()
     info = HeadInfo(
         address=f"{LOOPBACK}:{port}",
@@ -163,7 +218,6 @@ def start_head(
     _STARTED.append(run_dir)
     log.info("Ray head at %s, dashboard %s", info.address, info.dashboard_url)
     return info.address
-
 
 
 def head_alive(info: HeadInfo) -> bool:

@@ -28,6 +28,26 @@ def proc_pids(field: str, value: int) -> list[int]:
     return pids
 
 
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot, /proc stat field 22); None when
+    there is no such live process (gone or a zombie). (pid, start_time) names one process
+    for good: a pid reused later has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def cmdline(pid: int) -> str:
+    """The command line of ``pid``, arguments joined by spaces ("" when it cannot be read)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def group_pids(pgid: int) -> list[int]:
     """Live (non-zombie) processes of group ``pgid`` (Linux)."""
     return proc_pids("pgrp", pgid)
