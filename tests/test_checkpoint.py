@@ -49,7 +49,10 @@ def write_encoder_v1(directory: Path, model: torch.nn.Module, cfg, meta: dict) -
 
 def write_seqtrain_v0(directory: Path, model: SeqModel, fit_cfg: FitConfig, meta: dict) -> None:
     _old_weights(directory, model)
-    doc = {"fit": fit_cfg.to_dict(), "model": model.cfg.to_dict(), "meta": meta}
+    flat = {k: v for part in fit_cfg.to_dict().values()
+            for k, v in (part.items() if isinstance(part, dict) else ())}
+    flat.update({k: v for k, v in fit_cfg.to_dict().items() if not isinstance(v, dict)})
+    doc = {"fit": flat, "model": model.cfg.to_dict(), "meta": meta}  # FitConfig was flat then
     (directory / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
@@ -60,8 +63,8 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 def _seq_model() -> tuple[SeqModel, FitConfig]:
     torch.manual_seed(0)
-    fit_cfg = FitConfig(task="va", preset="tiny", window=16, stride=8)
-    return SeqModel(fit_cfg.model(16, 2)), fit_cfg
+    fit_cfg = FitConfig.from_flat(task="va", preset="tiny", window=16, stride=8)
+    return SeqModel(fit_cfg.model_config(16, 2)), fit_cfg
 
 
 def test_format_2_document(tmp_path):
