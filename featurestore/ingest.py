@@ -24,6 +24,7 @@ from tqdm import tqdm
 from featurestore import layout as L
 from featurestore.errors import StoreError
 from featurestore.reingest import check_or_invalidate
+from featurestore.store import check_layout_version
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +207,7 @@ def _write_video_rows(root: zarr.Group, rec: VideoRecord, off: int) -> None:
 def _update(where: str, records: list[VideoRecord], progress: bool, invalidate: bool) -> dict:
     root = zarr.open_group(store=where, mode="r+")
     attrs = root.attrs.asdict()
-    if int(attrs[L.ATTR_VERSION]) > L.LAYOUT_VERSION:
-        raise StoreError(f"{where}: store layout_version {attrs[L.ATTR_VERSION]} is newer than "
-                         f"this library's layout_version {L.LAYOUT_VERSION}")
+    check_layout_version(int(attrs[L.ATTR_VERSION]), where)
     old = list(attrs[L.ATTR_VIDEOS])
     old_sources = list(attrs[L.ATTR_SOURCES])
     old_off = root[L.OFFSET][:len(old)] if old else np.zeros(0, np.int64)

@@ -119,13 +119,24 @@ def check_version(attrs: dict, where: str) -> None:
     if version is None:
         raise StoreError(f"{where}: not a complete feature store (no {L.ATTR_VERSION}; "
                          "an interrupted ingest? rerun it)")
-    if int(version) > L.LAYOUT_VERSION:
-        raise StoreError(f"{where}: store layout_version {version} is newer than this library's "
-                         f"layout_version {L.LAYOUT_VERSION}; upgrade featurestore")
+    check_layout_version(int(version), where)
     state = (attrs.get(L.ATTR_INGEST) or {}).get("state", "complete")
     if state != "complete":
         raise StoreError(f"{where}: an ingest into this store did not finish (state {state!r}); "
                          "rerun the ingest")
+
+
+def check_layout_version(version: int, where: str) -> None:
+    """Raise StoreError for a layout this library does not read: newer than it, or older than
+    ``layout.MIN_READABLE_VERSION`` (then the message gives the command that migrates it)."""
+    if version > L.LAYOUT_VERSION:
+        raise StoreError(f"{where}: store layout_version {version} is newer than this library's "
+                         f"layout_version {L.LAYOUT_VERSION}; upgrade featurestore")
+    if version < L.MIN_READABLE_VERSION:
+        raise StoreError(f"{where}: store layout_version {version} predates chunk checksums "
+                         f"(this library reads layout_version {L.LAYOUT_VERSION}); run "
+                         f"`featurestore migrate {where} NEW_STORE` to write a checksummed copy "
+                         f"(the old store is not changed), then use NEW_STORE")
 
 
 class FeatureStore:
@@ -145,9 +156,10 @@ class FeatureStore:
         self._sources: list[str] = list(attrs[L.ATTR_SOURCES])
         self._index = {v: i for i, v in enumerate(self._names)}
         n = len(self._names)
-        self._offset = root[L.OFFSET][:n] if n else np.zeros(0, np.int64)  # (V,)
-        self._frames = root[L.NUM_FRAMES][:n] if n else np.zeros(0, np.int64)  # (V,)
-        self._split = root[L.SPLIT][:n] if n else np.zeros((0, len(L.TASKS)), np.int8)  # (V, T)
+        self._offset = read(root[L.OFFSET], 0, n, where) if n else np.zeros(0, np.int64)  # (V,)
+        self._frames = read(root[L.NUM_FRAMES], 0, n, where) if n else np.zeros(0, np.int64)
+        self._split = (read(root[L.SPLIT], 0, n, where) if n  # (V, T)
+                       else np.zeros((0, len(L.TASKS)), np.int8))
         self._sets: dict[str, FeatureSetArrays] = {}
         self._cache = _ChunkCache(cache_bytes)
         self._disk = disk  # featurestore.chunks.DiskCache of a remote store, or None
