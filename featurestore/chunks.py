@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -115,6 +116,31 @@ class DiskCache:
 
     def size_bytes(self) -> int:
         return sum(size for _, size, _ in self._entries())
+
+
+class ChunkCache:
+    """In-memory LRU of decoded chunks keyed by (set name, chunk index), bounded in bytes (a
+    store's ``cache_bytes``). Only chunks of committed videos go in, and those never change."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple[str, int]) -> np.ndarray | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: tuple[str, int], chunk: np.ndarray) -> None:
+        if chunk.nbytes > self.max_bytes or key in self._items:
+            return
+        self._items[key] = chunk
+        self._bytes += chunk.nbytes
+        while self._bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.nbytes
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
