@@ -119,6 +119,23 @@ def test_local_cache_stays_within_its_bound(s3_store, tmp_path):
     assert warm._disk.hits == 3 and warm._disk.misses == 0  # 600 frames = 3 chunks, all local
 
 
+def test_a_damaged_local_cache_entry_is_fetched_again(s3_store, tmp_path):
+    """The local cache holds stored bytes, crc32c included: an entry whose bytes changed on the
+    local disk fails its checksum, is dropped and fetched again from the store (no error)."""
+    url, _ = s3_store
+    want = featurestore.open(url, cache_bytes=0).read_windows("mae", [("c", 0)], 600).x
+    featurestore.open(url, local_cache=tmp_path / "c", cache_bytes=0).read_windows(
+        "mae", [("c", 0)], 600)
+    entries = sorted(p for p in (tmp_path / "c").rglob("*") if p.is_file())
+    assert len(entries) == 3  # 600 frames = 3 chunks
+    data = bytearray(entries[1].read_bytes())
+    data[len(data) // 2] ^= 0x01
+    entries[1].write_bytes(bytes(data))
+    s = featurestore.open(url, local_cache=tmp_path / "c", cache_bytes=0)
+    np.testing.assert_array_equal(s.read_windows("mae", [("c", 0)], 600).x, want)
+    assert entries[1].read_bytes() != bytes(data)  # replaced by the store's bytes
+
+
 def test_bad_credentials_and_server_down(s3_store, s3):
     url, _ = s3_store
     with pytest.raises(StoreError, match=r"s3://stores/small.zarr: the server refused the credentials"):
