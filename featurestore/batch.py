@@ -20,7 +20,7 @@ from featurestore import layout as L
 from featurestore.chunks import ChunkSource
 from featurestore.errors import StoreError
 
-__all__ = ["WindowBatch", "read_windows", "read_frames", "chunk_source"]
+__all__ = ["WindowBatch", "read_windows", "read_frames", "read_rows", "chunk_source"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,21 @@ def _feature_chunks(store, name: str):
             got.update(fresh)
         return got
     return get
+
+
+def read_rows(store, name: str, lo: int, hi: int) -> np.ndarray:
+    """Rows [lo, hi) of the frame axis of set ``name`` (committed videos only: the caller checks),
+    from whole chunks through the store's chunk LRU: (hi - lo, dim)."""
+    C = L.CHUNK_FRAMES
+    data = store.set_arrays(name).data
+    if hi <= lo:
+        return np.zeros((0, data.shape[1]), dtype=data.dtype)
+    first, last = lo // C, (hi - 1) // C
+    got = _feature_chunks(store, name)(list(range(first, last + 1)))
+    if first == last:
+        return got[first][lo - first * C:hi - first * C].copy()
+    block = np.concatenate([got[c] for c in range(first, last + 1)])  # (chunks * C, dim)
+    return block[lo - first * C:hi - first * C]
 
 
 def read_windows(store, sets: str | Sequence[str], windows: Sequence[tuple[str, int]],

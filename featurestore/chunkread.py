@@ -16,11 +16,18 @@ from zarr.core.sync import sync
 
 from featurestore.errors import StoreError
 
-__all__ = ["damaged_chunk", "missing_chunks", "read"]
+__all__ = ["damaged_chunk", "describe", "missing_chunks", "read"]
 
 
 def _rows(arr: zarr.Array) -> int:
     return int(arr.chunks[0])
+
+
+def describe(err: BaseException) -> str:
+    """Why a chunk could not be read, in one line (zarr's crc32c message quotes raw bytes)."""
+    if "checksum do not match" in str(err) or "crc32c checksum mismatch" in str(err):
+        return "crc32c checksum mismatch (the stored bytes changed)"
+    return f"{type(err).__name__}: {err}"
 
 
 def damaged_chunk(arr: zarr.Array, lo: int, hi: int) -> tuple[int, str] | None:
@@ -30,7 +37,7 @@ def damaged_chunk(arr: zarr.Array, lo: int, hi: int) -> tuple[int, str] | None:
         try:
             arr[c * C:min((c + 1) * C, arr.shape[0])]
         except Exception as err:  # any codec or storage error is damage to report
-            return c, f"{type(err).__name__}: {err}"
+            return c, describe(err)
     return None
 
 
@@ -41,7 +48,7 @@ def read(arr: zarr.Array, lo: int, hi: int, where: str) -> np.ndarray:
         return arr[lo:hi]
     except Exception as err:
         bad = damaged_chunk(arr, lo, hi)
-        c, why = bad if bad else (lo // _rows(arr), f"{type(err).__name__}: {err}")
+        c, why = bad if bad else (lo // _rows(arr), describe(err))
         C = _rows(arr)
         raise StoreError(f"{where}: array {arr.path} chunk {c} (rows {c * C}-{(c + 1) * C - 1}) "
                          f"cannot be read: {why}; the store is damaged (run featurestore "

@@ -232,3 +232,18 @@ def rename_set(store: str, old: str, new: str) -> None:
     except FeatureStoreError as err:
         _fail(err)
     click.echo(f"renamed feature set {old} to {new}")
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new")
+def migrate(old: str, new: str) -> None:
+    """Write a copy of the older-layout store OLD with chunk checksums (the current layout) at
+    NEW, which must not exist. OLD is never written; a failed migration leaves nothing at NEW."""
+    from featurestore.migrate import migrate_store
+
+    try:
+        summary = migrate_store(old, new)
+    except FeatureStoreError as err:
+        _fail(err)
+    click.echo(json.dumps(summary, indent=2))

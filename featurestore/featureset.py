@@ -19,6 +19,7 @@ import numpy as np
 import zarr
 
 from featurestore import layout as L
+from featurestore.chunkread import read
 from featurestore.errors import FeatureValidationError, StoreError, UnknownKeyError
 from featurestore.provenance import check_same_origin
 
@@ -49,20 +50,27 @@ class FeatureSetArrays:
     def is_committed(self, i: int) -> bool:
         if i in self.known:
             return True
-        if int(self.committed_arr[i]):
+        if int(read(self.committed_arr, i, i + 1, _where(self.committed_arr))[0]):
             self.known.add(i)
             return True
         return False
 
     def refresh_committed(self) -> np.ndarray:
         """(V,) bool commit flags, read from storage."""
-        flags = np.asarray(self.committed_arr[:self.n_videos], dtype=bool)  # (V,)
+        flags = np.asarray(read(self.committed_arr, 0, self.n_videos, _where(self.committed_arr)),
+                           dtype=bool)  # (V,)
         self.known.update(int(i) for i in np.flatnonzero(flags))
         return flags
 
     def checksums(self) -> np.ndarray:
         """(V,) uint32 stored checksums (0 for uncommitted videos)."""
-        return np.asarray(self.checksum_arr[:self.n_videos], dtype=np.uint32)
+        return np.asarray(read(self.checksum_arr, 0, self.n_videos, _where(self.checksum_arr)),
+                          dtype=np.uint32)
+
+
+def _where(arr: zarr.Array) -> str:
+    """The store an array lives in, for error messages."""
+    return str(arr.store_path.store)
 
 
 def set_names(root: zarr.Group) -> list[str]:

@@ -22,8 +22,10 @@ import zarr
 from tqdm import tqdm
 
 from featurestore import layout as L
+from featurestore.chunkread import read
 from featurestore.errors import StoreError
 from featurestore.reingest import check_or_invalidate
+from featurestore.store import check_layout_version
 
 log = logging.getLogger(__name__)
 
@@ -206,13 +208,11 @@ def _write_video_rows(root: zarr.Group, rec: VideoRecord, off: int) -> None:
 def _update(where: str, records: list[VideoRecord], progress: bool, invalidate: bool) -> dict:
     root = zarr.open_group(store=where, mode="r+")
     attrs = root.attrs.asdict()
-    if int(attrs[L.ATTR_VERSION]) > L.LAYOUT_VERSION:
-        raise StoreError(f"{where}: store layout_version {attrs[L.ATTR_VERSION]} is newer than "
-                         f"this library's layout_version {L.LAYOUT_VERSION}")
+    check_layout_version(int(attrs[L.ATTR_VERSION]), where)
     old = list(attrs[L.ATTR_VIDEOS])
     old_sources = list(attrs[L.ATTR_SOURCES])
-    old_off = root[L.OFFSET][:len(old)] if old else np.zeros(0, np.int64)
-    old_n = root[L.NUM_FRAMES][:len(old)] if old else np.zeros(0, np.int64)
+    old_off = read(root[L.OFFSET], 0, len(old), where) if old else np.zeros(0, np.int64)
+    old_n = read(root[L.NUM_FRAMES], 0, len(old), where) if old else np.zeros(0, np.int64)
     by_name = {r.name: r for r in records}
     for name, n in zip(old, old_n, strict=True):
         if name in by_name and by_name[name].num_frames != int(n):
@@ -265,7 +265,7 @@ def _resize(root: zarr.Group, videos: int, frames: int) -> None:
 def _rewrite_known(root: zarr.Group, old: list[str], keep: list[VideoRecord],
                    keep_off: np.ndarray) -> None:
     """Rewrite the splits of videos already in the store (offsets and counts never change)."""
-    split = root[L.SPLIT][:len(old)]  # (V_old, T)
+    split = read(root[L.SPLIT], 0, len(old), str(root.store))  # (V_old, T)
     index = {n: i for i, n in enumerate(old)}
     for rec in keep:
         split[index[rec.name]] = [L.split_code(rec.splits.get(t)) for t in L.TASKS]

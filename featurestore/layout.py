@@ -12,6 +12,10 @@ This is the only module that knows them; ``store``, ``writer`` and ``ingest`` as
       features/<name>/committed (video,)       uint8, chunks (1,)
       features/<name>/checksum  (video,)       uint32, chunks (1,)
 
+Every array's codec chain ends with ``crc32c`` (layout version 2): a chunk whose stored bytes
+changed fails its checksum when decoded. Stores of layout version 1 (no checksum) are migrated by
+``featurestore migrate`` (featurestore.migrate).
+
 Every video starts on a chunk boundary (``offset % CHUNK_FRAMES == 0``) so that a video owns whole
 chunks of every frame-axis array: writers of different videos never share a chunk.
 """
@@ -25,7 +29,8 @@ import numpy as np
 
 from featurestore.abaw import NUM_AUS, SPLITS, TASKS, check_video_name  # noqa: F401
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: every array's chunks end with a crc32c checksum (1: none)
+MIN_READABLE_VERSION = 2  # older stores are refused with the command that migrates them
 CHUNK_FRAMES = 256  # bench/bench_store.py: 256 reads single 300-frame windows fastest (vs 128/512)
 SPLIT_NONE = -1
 FILL_POLICIES = ("interp", "nearest", "zero")
@@ -133,12 +138,21 @@ def split_name(code: int) -> str | None:
     return None if int(code) < 0 else SPLITS[int(code)]
 
 
+def checksum_codec():
+    """The bytes-to-bytes codec that ends every array's chain: 4 bytes of crc32c appended to each
+    stored chunk, checked on every decode (a mismatch raises, naming nothing: featurestore.chunkread
+    names the array and chunk)."""
+    from zarr.codecs import Crc32cCodec
+
+    return Crc32cCodec()
+
+
 def compressors(dtype: str) -> tuple:
-    """Codec chain for a feature array of ``dtype``."""
+    """Bytes-to-bytes codecs of a frame-axis array of ``dtype``: Blosc, then the checksum."""
     from zarr.codecs import BloscCodec
 
     return (BloscCodec(cname=BLOSC_CNAME, clevel=BLOSC_CLEVEL, shuffle=BLOSC_SHUFFLE,
-                       typesize=np.dtype(dtype).itemsize),)
+                       typesize=np.dtype(dtype).itemsize), checksum_codec())
 
 
 def frame_array_kwargs(dtype: str, tail: tuple[int, ...], names: tuple[str, ...],
@@ -157,5 +171,5 @@ def video_array_kwargs(dtype: str, tail: tuple[int, ...] = (), names: tuple[str,
     committing different videos never write one object.
     """
     chunk = 1 if per_video_chunks else 4096
-    return dict(dtype=dtype, chunks=(chunk, *tail), compressors=None, dimension_names=names,
-                fill_value=fill_value, config={"write_empty_chunks": True})
+    return dict(dtype=dtype, chunks=(chunk, *tail), compressors=(checksum_codec(),),
+                dimension_names=names, fill_value=fill_value, config={"write_empty_chunks": True})

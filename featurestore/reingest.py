@@ -18,6 +18,7 @@ import numpy as np
 import zarr
 
 from featurestore import layout as L
+from featurestore.chunkread import read
 from featurestore.errors import StoreError
 from featurestore.featureset import set_names
 
@@ -38,7 +39,8 @@ def changed_masks(root: zarr.Group, old: list[str], offsets: np.ndarray,
         want = new_present.get(name)
         if want is None:
             continue
-        have = np.asarray(arr[int(off):int(off) + len(want)], dtype=bool)  # (n,)
+        have = np.asarray(read(arr, int(off), int(off) + len(want), str(root.store)),
+                          dtype=bool)  # (n,)
         if not np.array_equal(have, np.asarray(want, dtype=bool)):
             out.append(name)
     return out
@@ -51,7 +53,7 @@ def committed_sets(root: zarr.Group, old: list[str], videos: list[str]) -> dict[
     for name in set_names(root):
         flags = root[L.feature_group(name)]["committed"]
         for v in videos:
-            if int(flags[index[v]]):
+            if int(read(flags, index[v], index[v] + 1, str(root.store))[0]):
                 out.setdefault(v, []).append(name)
     return out
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import numpy as np
 import zarr
-from tqdm import tqdm
 
 from featurestore import layout as L
+from featurestore.bulk import LoadedFeatures, LoadedLabels, load_features, load_labels
 from featurestore.chunkread import read
+from featurestore.chunks import ChunkCache
 from featurestore.errors import StoreError, UnknownKeyError
 from featurestore.featureset import (
     FeatureSetArrays,
@@ -28,63 +27,12 @@ from featurestore.featureset import (
 )
 from featurestore.writer import FeatureSetWriter
 
+__all__ = ["FeatureStore", "LoadedFeatures", "LoadedLabels", "check_layout_version",
+           "check_version", "open"]
+
 log = logging.getLogger(__name__)
 
 MODES = ("r", "r+", "a")
-LOAD_BLOCK_CHUNKS = 16  # chunks per zarr call in bulk loads: bounds the extra memory of a load
-
-
-@dataclass(frozen=True)
-class LoadedFeatures:
-    """One contiguous (rows, dim) array holding the loaded videos back to back."""
-
-    array: np.ndarray
-    spans: dict[str, tuple[int, int]]
-
-    def __getitem__(self, video: str) -> np.ndarray:
-        """(num_frames, dim) view of one video."""
-        a, b = self.spans[video]
-        return self.array[a:b]
-
-    def videos(self) -> list[str]:
-        return list(self.spans)
-
-
-@dataclass(frozen=True)
-class LoadedLabels:
-    """Labels of several videos back to back: values (rows, ...) and valid (rows,)."""
-
-    values: np.ndarray
-    valid: np.ndarray
-    spans: dict[str, tuple[int, int]]
-
-    def __getitem__(self, video: str) -> tuple[np.ndarray, np.ndarray]:
-        a, b = self.spans[video]
-        return self.values[a:b], self.valid[a:b]
-
-
-class _ChunkCache:
-    """LRU of decoded chunks keyed by (set name, chunk index), bounded in bytes."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
-        self._bytes = 0
-
-    def get(self, key: tuple[str, int]) -> np.ndarray | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
-
-    def put(self, key: tuple[str, int], chunk: np.ndarray) -> None:
-        if chunk.nbytes > self.max_bytes or key in self._items:
-            return
-        self._items[key] = chunk
-        self._bytes += chunk.nbytes
-        while self._bytes > self.max_bytes:
-            _, old = self._items.popitem(last=False)
-            self._bytes -= old.nbytes
 
 
 def _path_str(path: str | os.PathLike) -> str:
@@ -119,13 +67,24 @@ def check_version(attrs: dict, where: str) -> None:
     if version is None:
         raise StoreError(f"{where}: not a complete feature store (no {L.ATTR_VERSION}; "
                          "an interrupted ingest? rerun it)")
-    if int(version) > L.LAYOUT_VERSION:
-        raise StoreError(f"{where}: store layout_version {version} is newer than this library's "
-                         f"layout_version {L.LAYOUT_VERSION}; upgrade featurestore")
+    check_layout_version(int(version), where)
     state = (attrs.get(L.ATTR_INGEST) or {}).get("state", "complete")
     if state != "complete":
         raise StoreError(f"{where}: an ingest into this store did not finish (state {state!r}); "
                          "rerun the ingest")
+
+
+def check_layout_version(version: int, where: str) -> None:
+    """Raise StoreError for a layout this library does not read: newer than it, or older than
+    ``layout.MIN_READABLE_VERSION`` (then the message gives the command that migrates it)."""
+    if version > L.LAYOUT_VERSION:
+        raise StoreError(f"{where}: store layout_version {version} is newer than this library's "
+                         f"layout_version {L.LAYOUT_VERSION}; upgrade featurestore")
+    if version < L.MIN_READABLE_VERSION:
+        raise StoreError(f"{where}: store layout_version {version} predates chunk checksums "
+                         f"(this library reads layout_version {L.LAYOUT_VERSION}); run "
+                         f"`featurestore migrate {where} NEW_STORE` to write a checksummed copy "
+                         f"(the old store is not changed), then use NEW_STORE")
 
 
 class FeatureStore:
@@ -145,11 +104,12 @@ class FeatureStore:
         self._sources: list[str] = list(attrs[L.ATTR_SOURCES])
         self._index = {v: i for i, v in enumerate(self._names)}
         n = len(self._names)
-        self._offset = root[L.OFFSET][:n] if n else np.zeros(0, np.int64)  # (V,)
-        self._frames = root[L.NUM_FRAMES][:n] if n else np.zeros(0, np.int64)  # (V,)
-        self._split = root[L.SPLIT][:n] if n else np.zeros((0, len(L.TASKS)), np.int8)  # (V, T)
+        self._offset = read(root[L.OFFSET], 0, n, where) if n else np.zeros(0, np.int64)  # (V,)
+        self._frames = read(root[L.NUM_FRAMES], 0, n, where) if n else np.zeros(0, np.int64)
+        self._split = (read(root[L.SPLIT], 0, n, where) if n  # (V, T)
+                       else np.zeros((0, len(L.TASKS)), np.int8))
         self._sets: dict[str, FeatureSetArrays] = {}
-        self._cache = _ChunkCache(cache_bytes)
+        self._cache = ChunkCache(cache_bytes)
         self._disk = disk  # featurestore.chunks.DiskCache of a remote store, or None
 
     def __repr__(self) -> str:
@@ -219,17 +179,9 @@ class FeatureStore:
         return values, valid
 
     def load_labels(self, task: str, videos: list[str]) -> LoadedLabels:
-        """Labels of several videos back to back, in the order given."""
-        parts = [self.labels(task, v) for v in videos]
-        spans, pos = {}, 0
-        for v, (vals, _) in zip(videos, parts, strict=True):
-            spans[v] = (pos, pos + len(vals))
-            pos += len(vals)
-        spec = L.LABEL_SPECS[task]
-        values = (np.concatenate([p[0] for p in parts]) if parts
-                  else np.zeros((0, *spec.tail), spec.dtype))
-        valid = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, bool)
-        return LoadedLabels(values, valid, spans)
+        """Labels of several videos back to back, in the order given
+        (:func:`featurestore.bulk.load_labels`)."""
+        return load_labels(self, task, videos)
 
     # feature sets ------------------------------------------------------------------------
     def feature_sets(self) -> list[str]:
@@ -263,8 +215,8 @@ class FeatureStore:
                  stop: int | None = None) -> np.ndarray:
         """Rows [start, stop) of one committed video (0-based frame index = jpg number - 1).
 
-        Returns (stop - start, dim) in the stored dtype. Uses the chunk LRU; one zarr call reads
-        whatever chunks the window needs that are not cached.
+        Returns (stop - start, dim) in the stored dtype. Uses the chunk LRU; the chunks the
+        window needs that are not cached are fetched in one request (featurestore.batch.read_rows).
         """
         i = self._require_committed(name, video)
         n = int(self._frames[i])
@@ -272,28 +224,10 @@ class FeatureStore:
         stop = n if stop is None else int(stop)
         if not 0 <= start <= stop <= n:
             raise StoreError(f"window [{start}, {stop}) is outside video {video!r} of {n} frames")
+        from featurestore.batch import read_rows
+
         lo, hi = int(self._offset[i]) + start, int(self._offset[i]) + stop
-        return self._read_rows(name, lo, hi)
-
-    def _read_rows(self, name: str, lo: int, hi: int) -> np.ndarray:
-        """Rows [lo, hi) of committed videos of set ``name``: whole chunks via the chunk LRU."""
-        from featurestore.batch import chunk_source
-
-        C = L.CHUNK_FRAMES
-        data = self.set_arrays(name).data
-        if hi <= lo:
-            return np.zeros((0, data.shape[1]), dtype=data.dtype)
-        first, last = lo // C, (hi - 1) // C
-        chunks = [self._cache.get((name, c)) for c in range(first, last + 1)]
-        todo = [first + k for k, ch in enumerate(chunks) if ch is None]
-        if todo:
-            got = chunk_source(self, name).read(todo)
-            for c in todo:
-                chunks[c - first] = got[c]
-                self._cache.put((name, c), got[c])
-        if len(chunks) == 1:
-            return chunks[0][lo - first * C:hi - first * C].copy()
-        return np.concatenate(chunks)[lo - first * C:hi - first * C]  # (hi - lo, dim)
+        return read_rows(self, name, lo, hi)
 
     def read_windows(self, sets, windows, length: int, *, task: str | None = None, dtype=None):
         """Many windows at once: see :func:`featurestore.batch.read_windows` (B, L, D) + pad."""
@@ -309,39 +243,10 @@ class FeatureStore:
 
     def load(self, name: str, videos: list[str], *, memmap: str | os.PathLike | None = None,
              progress: bool = False) -> LoadedFeatures:
-        """Load whole committed videos into one contiguous (rows, dim) array, rows = sum of frames.
-
-        Reads chunk-aligned blocks straight into the destination (an in-memory array, or a .npy
-        memmap created at ``memmap``): peak extra memory is one block, never a whole-store copy.
-        """
-        from zarr.core.buffer import default_buffer_prototype
-
-        handle = self.set_arrays(name)
-        idx = [self._require_committed(name, v) for v in videos]
-        total = int(sum(int(self._frames[i]) for i in idx))
-        shape, dtype = (total, handle.info.dim), np.dtype(handle.info.dtype)
-        if memmap is not None:
-            dest = np.lib.format.open_memmap(os.fspath(memmap), mode="w+", dtype=dtype, shape=shape)
-        else:
-            dest = np.empty(shape, dtype=dtype)  # (rows, dim)
-        nd = default_buffer_prototype().nd_buffer
-        spans, pos, block = {}, 0, LOAD_BLOCK_CHUNKS * L.CHUNK_FRAMES
-        for v, i in tqdm(list(zip(videos, idx, strict=True)), desc=f"load {name}",
-                         disable=not progress, unit="video"):
-            off, n = int(self._offset[i]), int(self._frames[i])
-            for a in range(0, n, block):
-                b = min(n, a + block)
-                try:
-                    handle.data.get_basic_selection(
-                        slice(off + a, off + b), out=nd.from_numpy_array(dest[pos + a:pos + b]))
-                except Exception:  # name the damaged chunk (chunkread.read raises StoreError)
-                    read(handle.data, off + a, off + b, self.path)
-                    raise
-            spans[v] = (pos, pos + n)
-            pos += n
-        if memmap is not None:
-            dest.flush()
-        return LoadedFeatures(dest, spans)
+        """Load whole committed videos into one contiguous (rows, dim) array, rows = sum of frames
+        (:func:`featurestore.bulk.load_features`: chunk-aligned blocks read straight into the
+        destination, an in-memory array or a .npy memmap created at ``memmap``)."""
+        return load_features(self, name, videos, memmap=memmap, progress=progress)
 
     def uncached(self) -> FeatureStore:
         """This store again, with no chunk cache: every read comes from storage (verify)."""

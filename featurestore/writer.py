@@ -101,7 +101,14 @@ class FeatureSetWriter:
             self._handle.checksum_arr[i] = checksum(full)
             self._handle.committed_arr[i] = 1  # last: makes the video visible
         except Exception as err:
-            if "://" in self.store.path or not disk_full(err, self.store.path):
+            if "://" in self.store.path:  # a remote store: the server failed or went away
+                from featurestore.remote import describe
+
+                raise StoreError(f"{self.store.path}: {describe(err)} while writing video "
+                                 f"{video!r} of feature set {self.name!r}; the video is not "
+                                 f"committed (unless only the answer to its commit was lost): "
+                                 f"rerun when the store is reachable") from err
+            if not disk_full(err, self.store.path):
                 raise
             raise StoreError(f"{self.store.path}: no space left on device while writing video "
                              f"{video!r} of feature set {self.name!r}; the video is not "

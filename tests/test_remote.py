@@ -57,9 +57,13 @@ def s3():
            "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    from s3fs import S3FileSystem
+
+    S3FileSystem.clear_instance_cache()  # a client cached by another module keeps its endpoint
     try:
         yield {"endpoint": endpoint, **env}
     finally:
+        S3FileSystem.clear_instance_cache()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -117,6 +121,52 @@ def test_local_cache_stays_within_its_bound(s3_store, tmp_path):
     warm = featurestore.open(url, local_cache=tmp_path / "c2", cache_bytes=0)
     warm.read_windows("mae", [("c", 0)], 600)
     assert warm._disk.hits == 3 and warm._disk.misses == 0  # 600 frames = 3 chunks, all local
+
+
+def test_a_damaged_local_cache_entry_is_fetched_again(s3_store, tmp_path):
+    """The local cache holds stored bytes, crc32c included: an entry whose bytes changed on the
+    local disk fails its checksum, is dropped and fetched again from the store (no error)."""
+    url, _ = s3_store
+    want = featurestore.open(url, cache_bytes=0).read_windows("mae", [("c", 0)], 600).x
+    featurestore.open(url, local_cache=tmp_path / "c", cache_bytes=0).read_windows(
+        "mae", [("c", 0)], 600)
+    entries = sorted(p for p in (tmp_path / "c").rglob("*") if p.is_file())
+    assert len(entries) == 3  # 600 frames = 3 chunks
+    data = bytearray(entries[1].read_bytes())
+    data[len(data) // 2] ^= 0x01
+    entries[1].write_bytes(bytes(data))
+    s = featurestore.open(url, local_cache=tmp_path / "c", cache_bytes=0)
+    np.testing.assert_array_equal(s.read_windows("mae", [("c", 0)], 600).x, want)
+    assert entries[1].read_bytes() != bytes(data)  # replaced by the store's bytes
+
+
+def test_migrate_into_s3(s3, tmp_path):
+    """``migrate`` of a layout-1 store into an s3:// NEW: same values; a damaged old store
+    leaves no object at NEW."""
+    import fsspec
+    from test_checksums import make_v1
+
+    from featurestore.migrate import migrate_store
+
+    old = tmp_path / "old.zarr"
+    catalog = make_catalog()
+    create_store(old, catalog)
+    w = featurestore.open(old, mode="a").create_feature_set("mae", DIM)
+    for rec in catalog:
+        w.write_video(rec.name, features_for(rec))
+    make_v1(old)
+    summary = migrate_store(old, "s3://stores/migrated.zarr")
+    assert summary["from_layout_version"] == 1
+    s = featurestore.open("s3://stores/migrated.zarr")
+    for rec in catalog:
+        np.testing.assert_array_equal(s.features("mae", rec.name)[rec.present],
+                                      features_for(rec).astype(np.float16))
+    (old / "frames" / "present" / "c" / "0").unlink()  # lost data in the old store
+    with pytest.raises(StoreError, match="does not verify"):
+        migrate_store(old, "s3://stores/migrated2.zarr")
+    fs, _ = fsspec.url_to_fs("s3://stores/", skip_instance_cache=True)
+    assert not fs.exists("stores/migrated2.zarr/zarr.json")
+    assert not fs.find("stores/migrated2.zarr")
 
 
 def test_bad_credentials_and_server_down(s3_store, s3):

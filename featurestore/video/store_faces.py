@@ -20,6 +20,7 @@ import numpy as np
 import zarr
 
 from featurestore import layout as L
+from featurestore.chunkread import read
 from featurestore.video.meta import load_record
 
 __all__ = ["FACE_ARRAYS", "write_face_arrays", "read_face_arrays"]
@@ -54,7 +55,9 @@ def write_face_arrays(store: str | os.PathLike, faces_dir: str | os.PathLike) ->
     faces_dir = Path(faces_dir)
     root = zarr.open_group(store=os.fspath(store), mode="r+")
     videos = list(root.attrs[L.ATTR_VIDEOS])
-    offsets, counts = root[L.OFFSET][:len(videos)], root[L.NUM_FRAMES][:len(videos)]
+    where = os.fspath(store)
+    offsets = read(root[L.OFFSET], 0, len(videos), where)  # (V,)
+    counts = read(root[L.NUM_FRAMES], 0, len(videos), where)  # (V,)
     total = int(root[L.PRESENT].shape[0])
     arrays = {name: _array(root, name, total) for name in FACE_ARRAYS}
     written = 0
@@ -86,11 +89,13 @@ def read_face_arrays(store: str | os.PathLike, video: str) -> dict[str, np.ndarr
     if video not in videos:
         raise KeyError(f"{store}: no video {video!r}")
     i = videos.index(video)
-    off, n = int(root[L.OFFSET][i]), int(root[L.NUM_FRAMES][i])
+    where = os.fspath(store)
+    off = int(read(root[L.OFFSET], i, i + 1, where)[0])
+    n = int(read(root[L.NUM_FRAMES], i, i + 1, where)[0])
     out = {}
     for name in FACE_ARRAYS:
         arr = root[f"{L.FRAMES}/{name}"]
-        vals = np.asarray(arr[off:min(off + n, arr.shape[0])], np.float32)
+        vals = np.asarray(read(arr, off, min(off + n, arr.shape[0]), where), np.float32)
         pad = np.full((n - len(vals), *FACE_ARRAYS[name][0]), np.nan, np.float32)
         out[name] = np.concatenate([vals, pad])
     return out
