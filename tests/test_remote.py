@@ -173,15 +173,16 @@ def test_bad_credentials_and_server_down(s3_store, s3):
     url, _ = s3_store
     with pytest.raises(StoreError, match=r"s3://stores/small.zarr: the server refused the credentials"):
         featurestore.open(url, storage_options={"key": "nobody", "secret": "wrong", **QUICK_FAIL})
-    from moto.server import ThreadedMotoServer
+    import socket
 
-    gone = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    gone.start()
-    host, port = gone.get_host_and_port()
-    gone.stop()  # nothing listens there any more
-    with pytest.raises(StoreError, match=r"s3://stores/small.zarr: cannot reach the server"):
-        featurestore.open(url, storage_options={"endpoint_url": f"http://{host}:{port}",
-                                                **QUICK_FAIL})
+    # a port this test holds bound but never listens on: connections are refused, and no other
+    # process can start listening there meanwhile (a stopped server's port could be reused)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        host, port = held.getsockname()
+        with pytest.raises(StoreError, match=r"s3://stores/small.zarr: cannot reach the server"):
+            featurestore.open(url, storage_options={"endpoint_url": f"http://{host}:{port}",
+                                                    **QUICK_FAIL})
 
 
 @pytest.mark.ray
