@@ -21,10 +21,12 @@ from typing import Any
 from seqtrain.tasks import TASKS
 
 __all__ = ["ABLATION_DIR", "REFERENCE", "mean_std", "differs", "ablation_rows",
-           "seeded_ablation_table"]
+           "seeded_ablation_table", "ROW_ORDER"]
 
 ABLATION_DIR = "ablation"
 REFERENCE = "full"
+# rows in the paper's Table 5 order (then a frame-level row); other rows follow by name
+ROW_ORDER = ("full", "no-tcn", "no-transformer", "frame-level", "no-finetune")
 Stats = tuple[float, float, int]  # mean, sample std (0 for one value), n
 
 
@@ -81,15 +83,16 @@ def _cell(scores: list[float] | None, ref: list[float] | None, is_ref: bool) -> 
 
 
 def seeded_ablation_table(rows: dict[str, dict[str, Any]], reference: str = REFERENCE) -> str:
-    """Markdown: one row per ablation row (reference first), columns seeds, VA, Expr, AU as
+    """Markdown: one row per ablation row (reference first, then :data:`ROW_ORDER`), columns seeds, VA, Expr, AU as
     mean ± std, each non-reference cell marked "> full", "< full" or "~" by :func:`differs`."""
     ref = rows.get(reference, {}).get("scores", {})
-    order = sorted(rows, key=lambda name: (name != reference, name))
-    lines = ["| row (variant / features) | seeds | VA | Expr | AU |",
+    rank = [reference, *ROW_ORDER]
+    order = sorted(rows, key=lambda name: (rank.index(name) if name in rank else len(rank), name))
+    lines = ["| row (variant / features) | seeds (VA/Expr/AU) | VA | Expr | AU |",
              "| --- | ---: | --- | --- | --- |"]
     for name in order:
         row = rows[name]
-        seeds = max(len(v) for v in row["scores"].values())
+        seeds = "/".join(str(len(row["scores"].get(t, []))) for t in TASKS)
         label = name if name == row["label"] else f"{name} ({row['label']})"
         cells = [_cell(row["scores"].get(t), ref.get(t), name == reference) for t in TASKS]
         lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")

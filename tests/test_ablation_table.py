@@ -42,9 +42,9 @@ def _rows():
 def test_table_marks_cells_by_the_spread_rule():
     table = seeded_ablation_table(_rows())
     lines = table.splitlines()
-    assert lines[2].startswith("| full (full / mae-ft) | 3 | 0.5000 ± 0.0200 | 0.3000 ± 0.0100 | 0.4000 ± 0.0000 |")
+    assert lines[2].startswith("| full (full / mae-ft) | 3/3/3 | 0.5000 ± 0.0200 | 0.3000 ± 0.0100 | 0.4000 ± 0.0000 |")
     frame = lines[3]
-    assert frame.startswith("| frame-level (no-tcn+no-transformer / mae-ft) | 3 |")
+    assert frame.startswith("| frame-level (no-tcn+no-transformer / mae-ft) | 3/3/3 |")
     va, expr, au = frame.split(" | ")[2:5]
     assert va == "0.3000 ± 0.0100 (< full)"
     assert expr == "0.2967 ± 0.0306 (~)"  # gap 0.003 inside the spread
@@ -75,7 +75,16 @@ def test_report_reads_seed_folders_and_keeps_them_out_of_the_fold_table(tmp_path
     folds = (tmp_path / "results_folds.md").read_text()
     assert "0.9000" in folds and "0.6000" not in folds  # seeded runs only in the ablation table
     ablation = (tmp_path / "results_ablation.md").read_text()
-    assert "| full (full / mae-ft) | 3 | 0.6000 ± 0.1000 |" in ablation
+    assert "| full (full / mae-ft) | 3/0/0 | 0.6000 ± 0.1000 |" in ablation
     assert "0.2000 ± 0.1000 (< full)" in ablation
-    assert "| linear-probe / mae-ft | 1 | 0.2500 ± 0.0000 (< full) |" in ablation
+    assert "| linear-probe / mae-ft | 1/0/0 | 0.2500 ± 0.0000 (< full) |" in ablation
     assert ablation in text
+
+
+def test_rows_follow_the_papers_order_then_baselines():
+    one = {"label": "x", "scores": {"va": [0.1]}}
+    names = ["linear-probe / mae-ft", "no-finetune", "frame-level", "no-transformer", "no-tcn", "full"]
+    table = seeded_ablation_table({n: one for n in sorted(names)})
+    firsts = [line.split(" | ")[0][2:].split(" (")[0] for line in table.splitlines()[2:8]]
+    assert firsts == ["full", "no-tcn", "no-transformer", "frame-level", "no-finetune",
+                      "linear-probe / mae-ft"]
