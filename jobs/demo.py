@@ -6,6 +6,10 @@ a rerun skips it, and the tools themselves resume where a stage was interrupted 
 sequence trainers resume from checkpoints, extraction skips committed videos).
 
     python -m jobs.demo --run runs/demo [--size demo|smoke]
+
+The ablations (the paper's Table 5 plus a frame-level row) run on fold 0 over ``DemoSize.seeds``
+seeds, several ``seqtrain fit`` drivers at once on the same Ray head; ``seqtrain report`` prints
+them as mean +- std (``seqtrain.ablation``).
 """
 
 from __future__ import annotations
@@ -100,30 +104,36 @@ class Pipeline:
         for cmd in commands:
             log.info("stage %-22s $ %s", name, shlex.join(cmd))
             subprocess.run(cmd, check=True, env=self.env, cwd=REPO)
-        seconds = time.perf_counter() - t0
-        self.timings[name] = seconds
-        atomic_write_json(marker, {"seconds": seconds, "finished": time.time()})
-        log.info("stage %-22s done in %.1f s", name, seconds)
+        self._finish(name, t0)
 
     def parallel_stage(self, name: str, commands: list[list[str]], max_procs: int) -> None:
-        """Like :meth:`stage`, with up to ``max_procs`` of ``commands`` running at once."""
+        """Like :meth:`stage`, with up to ``max_procs`` of ``commands`` running at once (all are
+        run; the first that failed is raised; an interrupt stops those still running)."""
         if self.done(name):
             self.stage(name)
             return
         t0 = time.perf_counter()
         pending, running, failed = list(commands), [], []
-        while pending or running:
-            while pending and len(running) < max_procs:
-                cmd = pending.pop(0)
-                log.info("stage %-22s $ %s &", name, shlex.join(cmd))
-                running.append((cmd, subprocess.Popen(cmd, env=self.env, cwd=REPO)))
-            time.sleep(1)
-            for item in [r for r in running if r[1].poll() is not None]:
-                running.remove(item)
-                if item[1].returncode:
-                    failed.append(item[0])
+        try:
+            while pending or running:
+                while pending and len(running) < max_procs:
+                    cmd = pending.pop(0)
+                    log.info("stage %-22s $ %s &", name, shlex.join(cmd))
+                    running.append((cmd, subprocess.Popen(cmd, env=self.env, cwd=REPO)))
+                time.sleep(1)
+                for cmd, proc in [r for r in running if r[1].poll() is not None]:
+                    running.remove((cmd, proc))
+                    if proc.returncode:
+                        failed.append(subprocess.CalledProcessError(proc.returncode, cmd))
+        finally:
+            for _, proc in running:  # only left on an exception (e.g. Ctrl-C)
+                proc.terminate()
+                proc.wait()
         if failed:
-            raise subprocess.CalledProcessError(1, failed[0])
+            raise failed[0]
+        self._finish(name, t0)
+
+    def _finish(self, name: str, t0: float) -> None:
         seconds = time.perf_counter() - t0
         self.timings[name] = seconds
         atomic_write_json(self.markers / f"{name}.done", {"seconds": seconds, "finished": time.time()})
