@@ -30,7 +30,7 @@ from encoders.checkpoint import load_checkpoint, save_checkpoint
 from encoders.data import ExprFrames, finetune_transform
 from encoders.mae import ExprClassifier
 from encoders.plots import save_curves
-from encoders.presets import PRESETS, MAEConfig, get_preset
+from encoders.presets import PRESETS, TINY_PRESETS, MAEConfig, get_preset
 from encoders.training import (
     DataWait,
     Runtime,
@@ -102,7 +102,7 @@ class FinetuneConfig:
 
     @classmethod
     def for_preset(cls, preset: str, **overrides: Any) -> FinetuneConfig:
-        base = TINY_FINETUNE_DEFAULTS if preset == "tiny" else {}
+        base = TINY_FINETUNE_DEFAULTS if preset in TINY_PRESETS else {}
         return cls(preset=preset, **{**base, **overrides})
 
     def to_dict(self) -> dict[str, Any]:

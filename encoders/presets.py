@@ -82,6 +82,11 @@ PRESETS: dict[str, MAEConfig] = {
 }
 
 
+# Presets trained with the quick CPU schedules (TINY_PRETRAIN_DEFAULTS, TINY_FINETUNE_DEFAULTS)
+# rather than the paper's (batch 1024, 40 warm-up epochs: a 15-epoch tiny run never leaves warm-up).
+TINY_PRESETS = frozenset({"tiny", "tiny_p8"})
+
+
 def get_preset(name: str, **overrides: Any) -> MAEConfig:
     """The preset ``name`` with ``overrides`` applied (e.g. ``img_size=48``)."""
     if name not in PRESETS:

@@ -27,7 +27,7 @@ from encoders.checkpoint import load_checkpoint, save_checkpoint
 from encoders.data import denormalize, faceset_union
 from encoders.mae import MaskedAutoencoder, patchify, unpatchify
 from encoders.plots import save_curves, save_reconstruction
-from encoders.presets import PRESETS, MAEConfig, get_preset
+from encoders.presets import PRESETS, TINY_PRESETS, MAEConfig, get_preset
 from encoders.training import (
     DataWait,
     Runtime,
@@ -54,7 +54,7 @@ TINY_PRETRAIN_DEFAULTS: dict[str, Any] = dict(epochs=20, batch_size=64, lr=1.5e-
 class PretrainConfig:
     """MAE pretraining. Defaults are the paper's ViT-Base run (500 epochs, AdamW, batch 1024,
     lr 5e-4, weight decay 0.05, 40 warm-up epochs, 75% masking); :meth:`for_preset` applies
-    :data:`TINY_PRETRAIN_DEFAULTS` for ``tiny``. ``batch_size`` is global (split over workers);
+    :data:`TINY_PRETRAIN_DEFAULTS` for the tiny presets. ``batch_size`` is global (split over workers);
     ``max_steps`` caps the steps of each epoch (CPU demos)."""
 
     faces: str = ""
@@ -95,7 +95,7 @@ class PretrainConfig:
 
     @classmethod
     def for_preset(cls, preset: str, **overrides: Any) -> PretrainConfig:
-        base = TINY_PRETRAIN_DEFAULTS if preset == "tiny" else {}
+        base = TINY_PRETRAIN_DEFAULTS if preset in TINY_PRESETS else {}
         return cls(preset=preset, **{**base, **overrides})
 
     def to_dict(self) -> dict[str, Any]:

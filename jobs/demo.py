@@ -6,6 +6,10 @@ a rerun skips it, and the tools themselves resume where a stage was interrupted 
 sequence trainers resume from checkpoints, extraction skips committed videos).
 
     python -m jobs.demo --run runs/demo [--size demo|smoke]
+
+The ablations (the paper's Table 5 plus a frame-level row) run on fold 0 over ``DemoSize.seeds``
+seeds, several ``seqtrain fit`` drivers at once on the same Ray head; ``seqtrain report`` prints
+them as mean +- std (``seqtrain.ablation``).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class DemoSize:
     seq_batch_size: int = 8
     seq_patience: int = 10
     seed: int = 0
+    seeds: int = 3  # seeds of every ablation row
 
     def __post_init__(self) -> None:
         for field, value in asdict(self).items():
@@ -65,11 +70,16 @@ SIZES = {
     "smoke": DemoSize(videos=24, frames=200, faces=1500, pretrain_epochs=10, finetune_epochs=10,
                    finetune_frames_per_video=100, seq_epochs=20),
 }
-ABLATIONS = {  # name -> (features, extra seqtrain flags); fold 0 only, as the paper's Table 5
-    "no-finetune": ("mae-pt", []),
+# The paper's Table 5 plus a frame-level row, on fold 0, each row over `DemoSize.seeds` seeds:
+# row -> (features, extra seqtrain flags); runs land in seqtrain/ablation/<row>/seed<k>/.
+ABLATIONS = {
+    "full": ("mae-ft", []),
     "no-tcn": ("mae-ft", ["--no-tcn"]),
     "no-transformer": ("mae-ft", ["--no-transformer"]),
+    "frame-level": ("mae-ft", ["--no-tcn", "--no-transformer"]),  # the MLP head on each frame
+    "no-finetune": ("mae-pt", []),  # without Expr fine-tuning of the encoder
 }
+MAX_DRIVERS = 4  # `seqtrain fit` drivers at once; each queues its 3 runs on the shared Ray head
 
 
 class Pipeline:
@@ -94,9 +104,39 @@ class Pipeline:
         for cmd in commands:
             log.info("stage %-22s $ %s", name, shlex.join(cmd))
             subprocess.run(cmd, check=True, env=self.env, cwd=REPO)
+        self._finish(name, t0)
+
+    def parallel_stage(self, name: str, commands: list[list[str]], max_procs: int) -> None:
+        """Like :meth:`stage`, with up to ``max_procs`` of ``commands`` running at once (all are
+        run; the first that failed is raised; an interrupt stops those still running)."""
+        if self.done(name):
+            self.stage(name)
+            return
+        t0 = time.perf_counter()
+        pending, running, failed = list(commands), [], []
+        try:
+            while pending or running:
+                while pending and len(running) < max_procs:
+                    cmd = pending.pop(0)
+                    log.info("stage %-22s $ %s &", name, shlex.join(cmd))
+                    running.append((cmd, subprocess.Popen(cmd, env=self.env, cwd=REPO)))
+                time.sleep(1)
+                for cmd, proc in [r for r in running if r[1].poll() is not None]:
+                    running.remove((cmd, proc))
+                    if proc.returncode:
+                        failed.append(subprocess.CalledProcessError(proc.returncode, cmd))
+        finally:
+            for _, proc in running:  # only left on an exception (e.g. Ctrl-C)
+                proc.terminate()
+                proc.wait()
+        if failed:
+            raise failed[0]
+        self._finish(name, t0)
+
+    def _finish(self, name: str, t0: float) -> None:
         seconds = time.perf_counter() - t0
         self.timings[name] = seconds
-        atomic_write_json(marker, {"seconds": seconds, "finished": time.time()})
+        atomic_write_json(self.markers / f"{name}.done", {"seconds": seconds, "finished": time.time()})
         log.info("stage %-22s done in %.1f s", name, seconds)
 
 
@@ -117,15 +157,12 @@ def run_pipeline(run: Path, size: DemoSize) -> dict[str, float]:
     fs, st = _exe("featurestore"), _exe("seqtrain")
 
     p.stage("synth", [fs, "synth", str(data), "--videos", str(size.videos), "--frames",
-                      str(size.frames), "--faces", str(size.faces), "--seed", str(size.seed),
-                      # old data until the demo's sizes are re-tuned for temporal synth (issue 12 open)
-                      "--no-temporal"])
+                      str(size.frames), "--faces", str(size.faces), "--seed", str(size.seed)])
     p.stage("scan", [fs, "scan", str(data / "affwild2")])
     p.stage("pack", [fs, "pack", str(data / "affwild2"), str(pack)])
     p.stage("ingest", [fs, "ingest", "--affwild2", str(data / "affwild2"), str(store)])
 
-    ray_stages = ["pretrain", "finetune", "extract-mae-pt", "extract-mae-ft", "fit-all"]
-    ray_stages += [f"ablation-{name}" for name in ABLATIONS]
+    ray_stages = ["pretrain", "finetune", "extract-mae-pt", "extract-mae-ft", "fit-all", "ablation"]
     if all(p.done(name) for name in ray_stages):
         for name in ray_stages:
             p.stage(name)  # logs "already done"; no head needed
@@ -179,9 +216,11 @@ def _ray_stages(p: Pipeline, run: Path, size: DemoSize, env: dict[str, str]) -> 
                   "--patience", str(size.seq_patience)]
         p.stage("fit-all", [st, "fit", "--task", "all", "--folds", "all", "--features", "mae-ft",
                             "--out", str(seq / "main")] + common)
-        for name, (features, flags) in ABLATIONS.items():
-            p.stage(f"ablation-{name}", [st, "fit", "--task", "all", "--fold", "0", "--features",
-                                         features, "--out", str(seq / name)] + flags + common)
+        p.parallel_stage("ablation", [
+            [st, "fit", "--task", "all", "--fold", "0", "--features", features, "--seed", str(k),
+             "--out", str(seq / "ablation" / name / f"seed{k}")] + flags + common
+            for k in range(size.seeds) for name, (features, flags) in ABLATIONS.items()],
+            MAX_DRIVERS)
     finally:
         raylocal.stop_head(run)
 

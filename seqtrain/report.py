@@ -12,10 +12,12 @@ import numpy as np
 from featurestore.abaw import MTL
 from featurestore.atomic import atomic_write_text
 from featurestore.safeio import read_json
+from seqtrain.ablation import ABLATION_DIR, ablation_rows, seeded_ablation_table
 from seqtrain.plots import plot_frames
 from seqtrain.tasks import TASKS
 
-__all__ = ["collect", "fold_table", "mtl_rows", "smoothing_table", "ablation_table", "report"]
+__all__ = ["collect", "fold_table", "mtl_rows", "smoothing_table", "ablation_table",
+           "seeded_ablation", "report"]
 
 log = logging.getLogger(__name__)
 TASK_ROWS = (("va", "VA / CCC"), ("expr", "EXPR / F1"), ("au", "AU / F1"))
@@ -92,6 +94,21 @@ def ablation_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _in_ablation(run: dict[str, Any], run_dir: Path) -> bool:
+    rel = Path(run["dir"]).resolve().relative_to(run_dir.resolve()).parts
+    return len(rel) > 1 and rel[0] == ABLATION_DIR
+
+
+def seeded_ablation(runs: list[dict[str, Any]], run_dir: str | os.PathLike) -> str:
+    """The seeded ablation section (runs under ``run_dir/ablation/<row>/seed<k>/``, fold 0,
+    with the linear-probe runs of fold 0 as baseline rows); "" when there are none."""
+    if not any(_in_ablation(r, Path(run_dir)) for r in runs):
+        return ""
+    rows = ablation_rows(runs, run_dir, fold=0, baselines=("linear-probe",))  # seqtrain.probe
+    return ("## Ablation over seeds (fold 0 = official validation set)\n\n"
+            + seeded_ablation_table(rows))
+
+
 def _plot_examples(runs: list[dict[str, Any]], out: Path) -> list[Path]:
     written = []
     for task in TASKS:
@@ -108,12 +125,15 @@ def _plot_examples(runs: list[dict[str, Any]], out: Path) -> list[Path]:
 
 
 def report(run_dir: str | os.PathLike) -> str:
-    """The report text; also writes results_folds.md (and results_ablation.md when runs differ
-    in features or variant) and frames_<task>.png into ``run_dir``."""
+    """The report text; also writes results_folds.md (runs outside ``ablation/``),
+    results_ablation.md (the seeded table when ``ablation/`` holds runs, else one row per
+    features and variant on fold 0 when they differ) and frames_<task>.png into ``run_dir``."""
     run_dir = Path(run_dir)
     runs = collect(run_dir)
     if not runs:
         raise FileNotFoundError(f"{run_dir}: no metrics.json of a seqtrain run under this folder")
+    seeded = seeded_ablation(runs, run_dir)
+    runs = [r for r in runs if not _in_ablation(r, run_dir)]  # the seeded table has them
     combos = sorted({(r["features"], r["variant"]) for r in runs})
     folds = "## Per-fold validation scores (official per-frame metrics)\n\n" + "\n".join(
         fold_table(runs, f, v) + mtl_rows(runs, f, v) for f, v in combos)
@@ -122,7 +142,10 @@ def report(run_dir: str | os.PathLike) -> str:
     smoothing = smoothing_table(runs)
     if smoothing:
         text += "\n## Smoothing at inference (validation score, best epoch)\n\n" + smoothing
-    if len(combos) > 1:
+    if seeded:
+        atomic_write_text(run_dir / "results_ablation.md", seeded)
+        text += "\n" + seeded
+    elif len(combos) > 1:
         abl = "## Ablation (fold 0 = official validation set)\n\n" + ablation_table(runs)
         atomic_write_text(run_dir / "results_ablation.md", abl)
         text += "\n" + abl

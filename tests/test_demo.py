@@ -1,8 +1,8 @@
 """End-to-end: the README's main job (`make demo`, same size), through the real entry points.
 
-One run of ``python -m jobs.demo --size demo`` (about 10 minutes on 2 cores: synthetic data ->
-pack -> ingest -> MAE pretraining -> fine-tuning -> Ray extraction of mae-pt and mae-ft -> 15
-seqtrain runs + ablations -> predict -> report). The test checks that every artefact exists, that
+One run of ``python -m jobs.demo --size demo`` (synthetic data -> pack -> ingest -> MAE
+pretraining -> fine-tuning -> Ray extraction of mae-pt and mae-ft -> 15 seqtrain runs + 5
+ablation rows x 3 seeds on fold 0 -> probes -> predict -> report; 25 minutes on 2 loaded cores). The test checks that every artefact exists, that
 every task scores clearly above chance (mean over the folds), and that a second run resumes (every
 stage skipped) instead of starting over.
 """
@@ -25,8 +25,8 @@ from seqtrain.folds import fold_videos
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(2400)]
 
 STAGES = ("synth", "scan", "pack", "ingest", "pretrain", "finetune", "extract-mae-pt",
-          "extract-mae-ft", "fit-all", "ablation-no-finetune", "ablation-no-tcn",
-          "ablation-no-transformer", "probe", "predict")
+          "extract-mae-ft", "fit-all", "ablation", "probe", "predict")
+ROWS = ("full", "no-tcn", "no-transformer", "frame-level", "no-finetune")
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,16 @@ def test_every_artefact_exists(demo_run):
             metrics = json.loads((run / f"seqtrain/main/{task}/fold{fold}/metrics.json").read_text())
             assert metrics["task"] == task and metrics["fold"] == fold
             assert (run / f"seqtrain/main/{task}/fold{fold}/curve.png").is_file()
-        for ablation in ("no-finetune", "no-tcn", "no-transformer", "probe-mae-ft", "probe-mae-pt"):
-            assert (run / f"seqtrain/{ablation}/{task}/fold0/metrics.json").is_file()
+        for probe in ("probe-mae-ft", "probe-mae-pt"):
+            assert (run / f"seqtrain/{probe}/{task}/fold0/metrics.json").is_file()
+        for row in ROWS:  # every ablation row over 3 seeds
+            for k in range(3):
+                metrics = json.loads((run / f"seqtrain/ablation/{row}/seed{k}/{task}/fold0/"
+                                             "metrics.json").read_text())
+                assert metrics["config"]["seed"] == k
+    ablation = (run / "seqtrain/results_ablation.md").read_text()
+    for row in ROWS:
+        assert f"| {row} (" in ablation and "± " in ablation
     store = featurestore.open(run / "store.zarr")
     assert set(store.feature_sets()) >= {"mae-pt", "mae-ft"}
     for name in ("mae-pt", "mae-ft"):

@@ -12,6 +12,7 @@ from encoders.checkpoint import load_checkpoint
 from encoders.data import expr_frame_index, to_model_input
 from encoders.finetune import FinetuneConfig, finetune
 from encoders.mae import ExprClassifier, MaskedAutoencoder
+from encoders.presets import TINY_PRESETS
 from encoders.pretrain import PretrainConfig, pretrain
 from trainkit.schedule import warmup_cosine
 
@@ -184,3 +185,14 @@ def test_pretrain_job_under_ray_train(tmp_path, monkeypatch):
     _, _, meta = load_checkpoint(tmp_path / "out" / "checkpoint")
     assert meta["epoch"] == 1
     assert (tmp_path / "out" / "ray").is_dir()
+
+
+@pytest.mark.parametrize("preset", sorted(TINY_PRESETS))
+def test_every_tiny_preset_gets_the_cpu_schedules(preset):
+    """tiny_p8 once got the paper's schedule (batch 1024, 40 warm-up epochs): a 15-epoch demo
+    pretraining never left warm-up and fine-tuning started from an untrained encoder."""
+    pre = PretrainConfig.for_preset(preset, epochs=15)
+    assert (pre.batch_size, pre.lr, pre.warmup_epochs) == (64, 1.5e-3, 2)
+    fine = FinetuneConfig.for_preset(preset)
+    assert (fine.batch_size, fine.lr, fine.warmup_epochs) == (64, 1e-3, 1)
+    assert PretrainConfig.for_preset("vit_base").warmup_epochs == 40  # the paper's run unchanged
