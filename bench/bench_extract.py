@@ -137,14 +137,10 @@ def no_ray(paths: dict[str, str], batch_size: int, threads: int, name: str, devi
 
 def _local_ray() -> None:
     """A fresh loopback Ray of this process (never another user's instance on the machine)."""
-    import ray
+    from jobs.raylocal import init_ray
 
-    from jobs import raylocal
-
-    raylocal._force_loopback()
-    raylocal._private_token()
-    ray.init(address="local", _node_ip_address=raylocal.LOOPBACK, include_dashboard=False,
-             configure_logging=False)  # fmt: skip
+    os.environ.pop("RAY_ADDRESS", None)
+    init_ray()  # loopback-only, private token
 
 
 def job(paths: dict[str, str], batch_size: int) -> dict[str, float]:

@@ -26,7 +26,7 @@ class VideoWrite:
 
     video: str
     frames: int  # frames with a face that were encoded
-    seconds: float
+    seconds: float  # encoding + writing this video (not the wait for another video in flight)
     written: bool  # False: the video was already committed (nothing rewritten)
     node: str = ""  # Ray node id of the worker ("" outside Ray)
     worker: int = -1  # slot of the extraction pool that ran it (-1 outside a pool)
@@ -74,13 +74,16 @@ class VideoExtractor:
         return have
 
     def run(self, video: str) -> VideoWrite:
-        t0 = time.perf_counter()
         with self._encoding:
+            t0 = time.perf_counter()
             numbers = self.frame_numbers(video)
             if len(numbers):
                 feats = self.encoder.encode_video(self.frames, video)  # (n_present, D)
             else:
                 feats = np.zeros((0, self.encoder.dim), np.float32)  # (0, D): no face at all
+            seconds = time.perf_counter() - t0
         with self._writing:
+            t0 = time.perf_counter()
             written = self.writer.write_video(video, feats)
-        return VideoWrite(video, len(numbers), time.perf_counter() - t0, written)
+            seconds += time.perf_counter() - t0
+        return VideoWrite(video, len(numbers), seconds, written)
