@@ -15,7 +15,7 @@ import pytest
 import zarr
 from bad_inputs import tree_digest
 from click.testing import CliRunner
-from test_store import DIM, features_for, make_catalog
+from test_store import features_for, make_catalog, write_store
 
 import featurestore
 from featurestore import layout as L
@@ -32,11 +32,7 @@ VIDEO = "b_left"
 @pytest.fixture
 def store_path(tmp_path) -> Path:
     path = tmp_path / "s.zarr"
-    catalog = make_catalog()
-    create_store(path, catalog)
-    w = featurestore.open(path, mode="a").create_feature_set("mae", DIM)
-    for rec in catalog:
-        w.write_video(rec.name, features_for(rec))
+    write_store(path)
     return path
 
 

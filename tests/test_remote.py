@@ -12,7 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from test_store import DIM, features_for, make_catalog
+from test_store import DIM, features_for, make_catalog, write_store
 
 import featurestore
 from featurestore.errors import StoreError
@@ -149,16 +149,12 @@ def test_migrate_into_s3(s3, tmp_path):
     from featurestore.migrate import migrate_store
 
     old = tmp_path / "old.zarr"
-    catalog = make_catalog()
-    create_store(old, catalog)
-    w = featurestore.open(old, mode="a").create_feature_set("mae", DIM)
-    for rec in catalog:
-        w.write_video(rec.name, features_for(rec))
+    write_store(old)
     make_v1(old)
     summary = migrate_store(old, "s3://stores/migrated.zarr")
     assert summary["from_layout_version"] == 1
     s = featurestore.open("s3://stores/migrated.zarr")
-    for rec in catalog:
+    for rec in make_catalog():
         np.testing.assert_array_equal(s.features("mae", rec.name)[rec.present],
                                       features_for(rec).astype(np.float16))
     (old / "frames" / "present" / "c" / "0").unlink()  # lost data in the old store

@@ -44,6 +44,18 @@ def features_for(rec: VideoRecord, seed: int = 1) -> np.ndarray:
     return walk[rec.present]
 
 
+def write_store(path) -> None:
+    """An ingested store of :func:`make_catalog` at ``path`` with every video of feature set
+    ``mae`` written (:func:`features_for`)."""
+    from featurestore.ingest import create_store
+
+    catalog = make_catalog()
+    create_store(path, catalog)
+    w = featurestore.open(path, mode="a").create_feature_set("mae", DIM)
+    for rec in catalog:
+        w.write_video(rec.name, features_for(rec))
+
+
 @pytest.fixture(params=["local", "memory"])
 def store_url(request, tmp_path):
     if request.param == "local":

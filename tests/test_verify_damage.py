@@ -9,23 +9,18 @@ from pathlib import Path
 
 import pytest
 import zarr
-from test_store import DIM, features_for, make_catalog
+from test_store import write_store
 
 import featurestore
 from featurestore import layout as L
 from featurestore.errors import StoreError
-from featurestore.ingest import create_store
 from featurestore.verify import verify
 
 
 @pytest.fixture
 def store_path(tmp_path) -> Path:
     path = tmp_path / "s.zarr"
-    catalog = make_catalog()
-    create_store(path, catalog)
-    w = featurestore.open(path, mode="a").create_feature_set("mae", DIM)
-    for rec in catalog:
-        w.write_video(rec.name, features_for(rec))
+    write_store(path)
     return path
 
 
