@@ -107,7 +107,8 @@ def _is_template(path: Path) -> bool:
             head = f.read(64)
     except OSError:
         return False
-    return head.lstrip(b"\xef\xbb\xbf").startswith(abaw.TEMPLATE_HEADER.encode())
+    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
+    return abaw.is_template_header(first.rstrip("\r"))
 
 
 def scan_tree(root: Path) -> Scan:

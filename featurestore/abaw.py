@@ -7,6 +7,10 @@ the rule for video names.
                       or -1 (expr, au)
     template file     ``image_location[,<columns>]`` then ``<video>/<00001>.jpg[,...]`` per frame;
                       a submission is a template with the columns filled in
+    multi-task file   header ``image,valence,arousal,expression,aus`` (:data:`MTL_HEADER`), rows
+                      ``<video>/<00001>.jpg,<v>,<a>,<class 0-7>,<12 AU 0/1>``: ONE file for the
+                      three tasks. No official document is at hand; this is the format of the ABAW
+                      multi-task track (ABAW3-ABAW7) as the teams' public submission code writes it
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ HEADERS = {"va": VA_COLUMNS, "expr": EXPR_CLASSES, "au": AU_NAMES}  # columns of
 VA_INVALID = -5.0  # marker of an unannotated va row
 INVALID = -1  # marker of an unannotated expr / au row
 TEMPLATE_HEADER = "image_location"
+MTL_HEADER = ("image", "valence", "arousal", "expression", "aus")  # "aus" names the 12 AU columns
 
 # Folder names of an Aff-Wild2 release (shared/AFFWILD2.md)
 FRAMES_PREFIX = "cropped_aligned"  # cropped_aligned/, cropped_aligned_new_50_vids/, ...
@@ -46,6 +51,23 @@ TEST_LIST_DIR = "names_of_videos_in_each_test_set"
 def frame_location(video: str, number: int) -> str:
     """``image_location`` of frame ``number`` (1-based) of ``video``: ``video/00001.jpg``."""
     return f"{video}/{int(number):05d}.jpg"
+
+
+def submission_header(task: str) -> str:
+    """The header line of ``task``'s submission file (va, expr, au: one file each; mtl: one file
+    of the three)."""
+    if task == MTL:
+        return ",".join(MTL_HEADER)
+    if task not in HEADERS:
+        raise ValueError(f"task must be one of {sorted(HEADERS)} or {MTL!r}, got {task!r}")
+    return ",".join((TEMPLATE_HEADER, *HEADERS[task]))
+
+
+def is_template_header(line: str) -> bool:
+    """Whether ``line`` is the header of a template or submission file: ``image_location`` first
+    (one task's file), or exactly :data:`MTL_HEADER` (the multi-task file)."""
+    fields = tuple(f.strip() for f in line.split(","))
+    return fields[0] == TEMPLATE_HEADER or fields == MTL_HEADER
 
 
 def check_video_name(name: object) -> str:
@@ -119,8 +141,10 @@ def read_template_rows(path: str | os.PathLike) -> list[TemplateRow]:
     path = Path(path)
     lines = iter_lines(path)
     first = next(lines, (1, ""))[1]
-    if not first.strip().startswith(TEMPLATE_HEADER):
-        raise DataFormatError(path, 1, f"a template starts with an {TEMPLATE_HEADER!r} header")
+    if not is_template_header(first):
+        raise DataFormatError(path, 1, f"a template starts with an {TEMPLATE_HEADER!r} header "
+                              f"(or {submission_header(MTL)!r}, the multi-task one), got "
+                              f"{excerpt(first)}")
     rows = []
     for lineno, line in lines:
         loc = line.split(",", 1)[0].strip()

@@ -111,7 +111,8 @@ class Video:
 
 @dataclass(frozen=True, eq=False)
 class AffWild2:
-    """A whole Aff-Wild2 tree: videos sorted by name, plus templates (task -> video -> frames)."""
+    """A whole Aff-Wild2 tree: videos sorted by name, plus templates (task -> video -> frames;
+    task ``mtl`` for a multi-task template)."""
 
     root: Path
     videos: Mapping[str, Video]
@@ -194,7 +195,7 @@ def _check_frameless(name: str, labels, tests, templates, template_paths) -> Non
     if labels:
         lab = next(iter(labels.values()))
         raise DataFormatError(lab.path, None, f"video {name!r} is annotated but has no frames folder")
-    if tests and not any(name in templates.get(t, {}) for t in tests):
+    if tests and not any(name in templates.get(t, {}) for t in (*tests, abaw.MTL)):
         path, line = next(iter(tests.values()))
         raise DataFormatError(path, line, f"test video {name!r} has no frames folder and no template")
     if not tests:
@@ -205,6 +206,8 @@ def _check_frameless(name: str, labels, tests, templates, template_paths) -> Non
 
 def _template_task(path: Path) -> str:
     first = next(iter_lines(path), (1, ""))[1]
+    if tuple(c.strip() for c in first.split(",")) == abaw.MTL_HEADER:
+        return abaw.MTL  # the multi-task file: the three tasks, one template
     header = tuple(c.strip() for c in first.split(",")[1:])
     for task, names in HEADERS.items():
         if header == names:

@@ -4,6 +4,7 @@
     affvideo faces VIDEO_OR_FOLDER OUT               # crops in the Aff-Wild2 layout + face records
     affvideo emotions VIDEO_OR_FOLDER OUT            # + per-frame CSV, timeline and contact sheet
     affvideo table STORE OUT --split val --task va   # the same table for videos in a store
+    affvideo emotions VIDEO OUT --mtl RUN/mtl/fold0  # one multi-task model instead of 3 heads
 
 Thin: options become configs, one function does the work; errors are one ``error:`` line.
 """
@@ -21,6 +22,8 @@ from featurestore.abaw import SPLITS, TASKS
 from featurestore.errors import FeatureStoreError
 from jobs.video_predict import DEFAULT_ENCODER, DEFAULT_HEADS
 
+MTL_HELP = ("One multi-task checkpoint (`seqtrain fit --task mtl`: a run folder or its best/) "
+            "instead of the three heads (--heads and its fold are then unused).")
 _ERRORS = (FeatureStoreError, ValueError, FileNotFoundError, KeyError, OSError)
 
 
@@ -121,15 +124,17 @@ def faces(inputs, out, subjects, detect_every, min_score, min_face, max_side, de
 @click.option("--heads", type=click.Path(), default=str(DEFAULT_HEADS), show_default=True,
               help="Folder of the sequence heads: <heads>/<task>/fold<K>.")
 @click.option("--fold", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--mtl", type=click.Path(), default=None, help=MTL_HELP)
 def emotions(inputs, out, subjects, detect_every, min_score, min_face, max_side, detector,
-             device, no_progress, encoder, heads, fold) -> None:
+             device, no_progress, encoder, heads, fold, mtl) -> None:
     """Per-frame emotions of a video (or a folder of videos): OUT/<video>.csv (every frame a
     row), OUT/<video>.timeline.png and OUT/<video>.crops.png."""
     from jobs.video_emotions import EmotionsConfig, video_emotions
 
     try:
         fcfg, det = _setup(subjects, detect_every, min_score, min_face, max_side, detector, device)
-        cfg = EmotionsConfig(Path(encoder), Path(heads), fold, device, faces=fcfg)
+        cfg = EmotionsConfig(Path(encoder), Path(heads), fold, device, faces=fcfg,
+                             mtl=Path(mtl) if mtl else None)
         tables, failed = video_emotions(inputs, out, det, cfg, progress=not no_progress)
     except _ERRORS as err:
         _fail(err)
@@ -155,8 +160,9 @@ def emotions(inputs, out, subjects, detect_every, min_score, min_face, max_side,
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Frame rate for the time column.")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--mtl", type=click.Path(), default=None, help=MTL_HELP)
 def table(store, out, videos, split, task, fold_k, heads, head_fold, features, fps,
-          device) -> None:
+          device, mtl) -> None:
     """Per-frame tables and timelines of videos already in a STORE, into OUT."""
     import featurestore
     from jobs.video_emotions import store_tables
@@ -173,7 +179,7 @@ def table(store, out, videos, split, task, fold_k, heads, head_fold, features, f
         if not chosen:
             raise ValueError("no videos chosen: give --video, --split or --fold")
         for p in store_tables(store, chosen, out, heads=heads, fold=head_fold,
-                              features=features, fps=fps, device=device):
+                              features=features, fps=fps, device=device, mtl=mtl):
             click.echo(str(p))
     except _ERRORS as err:
         _fail(err)

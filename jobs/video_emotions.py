@@ -2,7 +2,7 @@
 
 ``video_emotions``: for each video, the face step (``featurestore.video.faces``, resumable) writes
 its crops and face record into OUT; the encoder turns the crops into features, the three sequence
-heads turn them into per-frame predictions, and OUT gets ``<video>.csv`` (see
+heads (or one multi-task model, ``mtl``) turn them into per-frame predictions, and OUT gets ``<video>.csv`` (see
 ``jobs.video_table``), ``<video>.timeline.png`` and ``<video>.crops.png``. With two subjects each
 of ``<video>_left`` / ``<video>_right`` gets its own files. A video whose table exists is skipped.
 
@@ -43,6 +43,7 @@ class EmotionsConfig:
     encoder: Path = DEFAULT_ENCODER
     heads: Path = DEFAULT_HEADS
     fold: int = 0
+    mtl: Path | None = None  # one multi-task checkpoint instead of the heads
     device: str = "cpu"
     batch_size: int = 64
     faces: FacesConfig = field(default_factory=FacesConfig)
@@ -90,14 +91,14 @@ def video_emotions(inputs: str | os.PathLike | list, out: str | os.PathLike,
 
     out = Path(out)
     paths = [Path(p) for p in inputs] if isinstance(inputs, list | tuple) else find_videos(inputs)
-    heads = load_heads(cfg.heads, cfg.fold, cfg.device)
+    heads = load_heads(cfg.heads, cfg.fold, cfg.device, mtl=cfg.mtl)
     try:
         encoder = FrameEncoder(cfg.encoder, cfg.device, cfg.batch_size)
     except CheckpointError as err:  # a message naming the folder, not a traceback
         raise FileNotFoundError(f"encoder: {err}") from None
     if encoder.dim != heads.in_dim:
         raise ValueError(f"{cfg.encoder}: the encoder gives {encoder.dim} features, the heads "
-                         f"in {cfg.heads} read {heads.in_dim}")
+                         f"in {heads.where} read {heads.in_dim}")
     tables, failed = [], {}
     for path in paths:
         try:
@@ -123,16 +124,17 @@ def video_emotions(inputs: str | os.PathLike | list, out: str | os.PathLike,
 def store_tables(store: str | os.PathLike, videos: list[str], out: str | os.PathLike, *,
                  heads: str | os.PathLike = DEFAULT_HEADS, fold: int = 0,
                  features: str | None = None, fps: float = 30.0,
-                 device: str = "cpu") -> list[Path]:
+                 device: str = "cpu", mtl: str | os.PathLike | None = None) -> list[Path]:
     """The per-frame table and timeline of each of ``videos`` from the store's features (the set
-    the heads were trained on unless ``features`` names another)."""
+    the heads were trained on unless ``features`` names another); ``mtl``: one multi-task
+    checkpoint instead of the heads."""
     import featurestore
     from featurestore.video.store_faces import read_face_arrays
 
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps!r}")
     fs = featurestore.open(store)
-    h = load_heads(heads, fold, device)
+    h = load_heads(heads, fold, device, mtl=mtl)
     name = features or h.features
     unknown = [v for v in videos if v not in set(fs.videos())]
     if unknown:

@@ -1,5 +1,6 @@
 """Trained models -> per-frame emotions: an encoder checkpoint (crops -> features) and the three
-sequence heads (features -> valence/arousal, expression, action units).
+sequence heads (features -> valence/arousal, expression, action units), or one multi-task
+(``seqtrain fit --task mtl``) checkpoint that has the three heads on one model.
 
 The defaults are what ``make demo`` leaves in ``runs/demo``: the fine-tuned encoder
 ``encoders/finetune/best`` and the heads ``seqtrain/main/<task>/fold<K>``.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featurestore.abaw import TASKS
+from featurestore.abaw import MTL, TASKS
 from featurestore.fill import fill_missing
 
 __all__ = ["DEFAULT_ENCODER", "DEFAULT_HEADS", "TASKS", "Heads", "load_heads", "predict_outputs",
@@ -28,7 +29,8 @@ DEFAULT_HEADS = Path("runs/demo/seqtrain/main")
 
 @dataclass(frozen=True)
 class Heads:
-    """task -> (model, FitConfig) of the sequence heads, all reading features of ``in_dim``."""
+    """task -> (model, FitConfig) of the sequence heads, all reading features of ``in_dim``; or
+    ``{"mtl": (model, FitConfig)}``, one model with the three heads."""
 
     models: dict
     in_dim: int
@@ -37,11 +39,22 @@ class Heads:
 
 
 def load_heads(heads: str | os.PathLike = DEFAULT_HEADS, fold: int = 0,
-               device: str = "cpu") -> Heads:
+               device: str = "cpu", *, mtl: str | os.PathLike | None = None) -> Heads:
     """Load ``<heads>/<task>/fold<fold>`` for the three tasks (a task folder may also be a
-    checkpoint itself). Raises FileNotFoundError / ValueError naming what is missing or mismatched."""
+    checkpoint itself), or, given ``mtl``, that one multi-task checkpoint (a run folder or its
+    ``best/``) instead. Raises FileNotFoundError / ValueError naming what is missing or mismatched."""
     from seqtrain.checkpoint import load_model
 
+    if mtl is not None:
+        mtl = Path(mtl)
+        if not mtl.exists():
+            raise FileNotFoundError(f"{mtl}: no multi-task checkpoint here (train one with "
+                                    f"`seqtrain fit --task {MTL}`)")
+        model, fit_cfg, _ = load_model(mtl, device)
+        if fit_cfg.task != MTL:
+            raise ValueError(f"{mtl}: checkpoint is for task {fit_cfg.task!r}, not {MTL!r} "
+                             "(use --heads for single-task heads)")
+        return Heads({MTL: (model, fit_cfg)}, int(model.cfg.in_dim), fit_cfg.data.features, mtl)
     heads = Path(heads)
     models, dims, sets = {}, set(), set()
     for task in TASKS:
@@ -66,14 +79,20 @@ def predict_outputs(heads: Heads, feats: np.ndarray, device: str = "cpu",
     probabilities, "au": (n, 12) probabilities}``."""
     from seqtrain.data import from_arrays
     from seqtrain.evaluate import predict_frames
+    from seqtrain.tasks import MTL_TASK
 
     if feats.ndim != 2 or feats.shape[1] != heads.in_dim:
         raise ValueError(f"{name}: features of shape {feats.shape} do not fit heads reading "
                          f"{heads.in_dim} features ({heads.where})")
+
     seqs = from_arrays({name: feats.astype(np.float32)})
-    out = {}
+    raws = {}
     for task, (model, cfg) in heads.models.items():
         raw = predict_frames(model, seqs, cfg.data.window, cfg.data.stride, device=device)[name]  # (n, C)
+        # one multi-task model: VA 2 | EXPR 8 | AU 12 outputs, split into its three heads
+        raws.update({t: MTL_TASK.part(t, raw) for t in TASKS} if task == MTL else {task: raw})
+    out = {}
+    for task, raw in raws.items():
         if task == "va":
             out[task] = np.clip(raw, -1.0, 1.0)
         elif task == "expr":

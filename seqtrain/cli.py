@@ -126,7 +126,8 @@ def probe(task, fold, store, features, out) -> None:
 
 @click.command()
 @click.option("--task", type=click.Choice(FIT_TASKS), required=True,
-              help=f"The submission to write; an {MTL} checkpoint writes va, expr or au.")
+              help=f"The submission to write; an {MTL} checkpoint writes va, expr, au or the "
+                   f"one multi-task file ({MTL}).")
 @click.option("--checkpoint", required=True, help="A run's best/ folder.")
 @click.option("--store", default=_default("store"), show_default=True)
 @click.option("--template", required=True, help="The official test template of the task.")

@@ -1,7 +1,11 @@
 """Official ABAW submission files from a checkpoint: one row per template frame, face or not.
 
 A multi-task (``mtl``) checkpoint predicts each of the three tasks: ``--task va`` (or expr, au)
-writes that task's file from the model's head of that task, with that task's template.
+writes that task's file from the model's head of that task, with that task's template, and
+``--task mtl`` writes the one multi-task file (``featurestore.abaw.MTL_HEADER``: the ABAW
+multi-task track's format as the teams' public submission code writes it), from its template.
+Every file is checked by :func:`featurestore.submission.check_submission` before it replaces
+``out``.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import numpy as np
 
 from featurestore import abaw
 from featurestore.abaw import MTL, TemplateRow
-from featurestore.atomic import atomic_write_text
+from featurestore.atomic import atomic_write
 from featurestore.errors import DataFormatError
+from featurestore.submission import check_submission
 from seqtrain.checkpoint import load_model
 from seqtrain.data import load_videos
 from seqtrain.evaluate import predict_frames
@@ -27,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def submission_header(task: str) -> str:
-    return ",".join((abaw.TEMPLATE_HEADER, *get_task(task).columns))
+    """The header line of ``task``'s file (va, expr, au or mtl)."""
+    return abaw.submission_header(task)
 
 
 def read_template_rows(path: str | os.PathLike) -> list[TemplateRow]:
@@ -39,10 +45,14 @@ def read_template_rows(path: str | os.PathLike) -> list[TemplateRow]:
 
 
 def _format(task: str, values: np.ndarray) -> list[str]:
+    """Submission values (n, ...) of one video -> n row tails (the values after the frame)."""
     if task == "va":
         return [f"{v:.6f},{a:.6f}" for v, a in values]
     if task == "expr":
         return [str(int(c)) for c in values]
+    if task == MTL:  # (n, 15): VA 2 | class | AU 12
+        return [",".join((va, str(int(row[2])), au)) for va, row, au in
+                zip(_format("va", values[:, :2]), values, _format("au", values[:, 3:]), strict=True)]
     return [",".join(str(int(x)) for x in row) for row in values]
 
 
@@ -55,9 +65,6 @@ def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
     Returns the written path. Raises ValueError naming template videos the store lacks and
     DataFormatError for template frames beyond a video's length.
     """
-    if task == MTL:
-        raise ValueError("a multi-task submission is written per task: run predict with --task "
-                         "va, expr and au, each with its own template, on the mtl checkpoint")
     if smooth is not None and (smooth < 0 or smooth > 1 and not smooth % 2):
         raise ValueError(f"smooth must be 0 (off) or an odd number of frames, got {smooth}")
     import featurestore
@@ -67,7 +74,8 @@ def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
                  what="--out")
     model, fit_cfg, _ = load_model(checkpoint, device)
     if fit_cfg.task not in (task, MTL):
-        raise ValueError(f"{checkpoint}: checkpoint is for task {fit_cfg.task!r}, not {task!r}")
+        hint = " (the multi-task file needs an mtl checkpoint)" if task == MTL else ""
+        raise ValueError(f"{checkpoint}: checkpoint is for task {fit_cfg.task!r}, not {task!r}{hint}")
     fs = featurestore.open(store)
     rows = read_template_rows(template)
     videos = list(dict.fromkeys(r[0] for r in rows))
@@ -80,7 +88,7 @@ def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
     trained, spec = get_task(fit_cfg.task), get_task(task)
     k = fit_cfg.smooth if smooth is None else smooth
     raw = {v: trained.smooth(frames[v], k) for v in videos}  # video -> (n, C) smoothed
-    if fit_cfg.task == MTL:
+    if fit_cfg.task == MTL and task != MTL:
         raw = {v: trained.part(task, r) for v, r in raw.items()}  # that task's head
     values = {v: spec.to_submission(raw[v]) for v in videos}  # video -> (n, ...) submission
     lines = [submission_header(task)]
@@ -90,6 +98,15 @@ def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
                                   f"{len(values[video])} frames in the store")
     body = {v: _format(task, values[v]) for v in videos}
     lines += [f"{loc},{body[video][number - 1]}" for video, number, loc, _ in rows]
-    path = atomic_write_text(out, "\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+
+    def write_checked(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+        try:
+            check_submission(tmp, task, rows)
+        except DataFormatError as err:  # a bug of this module, never the user's input
+            raise ValueError(f"{out}: not written, the {task} submission fails its check: {err}") from err
+
+    path = atomic_write(out, write_checked)
     log.info("wrote %d rows to %s", len(rows), path)
     return path

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import featurestore
 from featurestore.abaw import MTL
+from featurestore.submission import check_submission
 from seqtrain import metrics
 from seqtrain.checkpoint import load_model
 from seqtrain.cli import main
@@ -208,8 +209,9 @@ def test_smooth_in_fit_and_predict(store_path, tmp_path):
     raw = predict_frames(model, load_videos(store, "synth", [video], None), 32, 16)[video]
     assert rows(0) == pytest.approx(np.clip(raw, -1, 1), abs=1e-6)  # K = 0: the raw outputs
     assert rows(None) == pytest.approx(rows(5)) and not np.allclose(rows(5), rows(0))
-    with pytest.raises(ValueError, match="written per task"):
+    with pytest.raises(ValueError, match="is for task 'va', not 'mtl' .the multi-task file needs"):
         predict(MTL, tmp_path / "s", store_path, tpl, tmp_path / "m.csv")
+    assert not (tmp_path / "m.csv").exists()
 
 
 def test_mtl_on_the_command_line(store_path, tmp_path):
@@ -220,12 +222,48 @@ def test_mtl_on_the_command_line(store_path, tmp_path):
     assert "mtl fold 0 (full, synth): val score" in res.output and "(= va " in res.output
     saved = json.loads((tmp_path / MTL / "fold0" / "metrics.json").read_text())
     assert saved["val"]["au_frames"] > 0 and saved["val"]["va_frames"] > 0
-    tpl = tmp_path / "t.txt"
-    tpl.write_text("image_location\nvid000/00001.jpg\n")
-    res = CliRunner().invoke(main, ["predict", "--task", MTL, "--checkpoint", str(tmp_path / MTL / "fold0"),
-                                    "--store", store_path, "--template", str(tpl), "--out", str(tmp_path / "m.csv")])
-    assert res.exit_code == 1 and "error:" in res.output and "--task va, expr and au" in res.output
-    assert not (tmp_path / "m.csv").exists()
+    # the multi-task submission: one file, every template frame (face or not), from the heads
+    store = featurestore.open(store_path)
+    videos = [v for v in store.videos() if store.split(v, "va") != "train"][:3]
+    n = {v: store.num_frames(v) for v in videos}
+    assert not all(store.present(v).all() for v in videos)  # frames without a face are listed too
+    tpl = tmp_path / "mtl_template.txt"
+    fill = ",".join(["0.0", "0.0", "0"] + ["0"] * 12)
+    tpl.write_text("image,valence,arousal,expression,aus\n" + "".join(
+        f"{v}/{i:05d}.jpg,{fill}\n" for v in videos for i in range(1, n[v] + 1)))
+    ckpt = tmp_path / MTL / "fold0"
+    res = CliRunner().invoke(main, ["predict", "--task", MTL, "--checkpoint", str(ckpt), "--store",
+                                    store_path, "--template", str(tpl), "--out", str(tmp_path / "m.csv")])
+    assert res.exit_code == 0, res.output
+    lines = (tmp_path / "m.csv").read_text().splitlines()
+    assert lines[0] == "image,valence,arousal,expression,aus"
+    assert [ln.split(",")[0] for ln in lines[1:]] == [f"{v}/{i:05d}.jpg" for v in videos
+                                                      for i in range(1, n[v] + 1)]
+    vals = np.array([[float(x) for x in ln.split(",")[1:]] for ln in lines[1:]])  # (rows, 15)
+    assert vals.shape == (sum(n.values()), 2 + 1 + 12)
+    model, cfg, _ = load_model(ckpt)
+    raw = predict_frames(model, load_videos(store, "synth", videos, None), 32, 16)
+    raw = np.concatenate([raw[v] for v in videos])  # (rows, 22), in template order
+    assert vals[:, :2] == pytest.approx(np.clip(raw[:, :2], -1, 1), abs=1e-6)
+    assert np.abs(vals[:, :2]).max() <= 1.0
+    assert vals[:, 2].tolist() == raw[:, 2:10].argmax(1).tolist()
+    assert np.array_equal(vals[:, 3:], (raw[:, 10:] >= 0).astype(float))
+    assert check_submission(tmp_path / "m.csv", MTL, tpl) == sum(n.values())
+    # the same head gives the same rows as the per-task file of that task
+    res = CliRunner().invoke(main, ["predict", "--task", "expr", "--checkpoint", str(ckpt), "--store",
+                                    store_path, "--template", str(tpl), "--out", str(tmp_path / "e.csv")])
+    assert res.exit_code == 0, res.output
+    expr = [int(ln.split(",")[1]) for ln in (tmp_path / "e.csv").read_text().splitlines()[1:]]
+    assert expr == vals[:, 2].astype(int).tolist()
+    # a bad template: one error line naming file and line, nothing written
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"image,valence,arousal,expression,aus\n{videos[0]}/00001.jpg,{fill}\n"
+                   f"{videos[0]}/frame2.jpg,{fill}\n")
+    res = CliRunner().invoke(main, ["predict", "--task", MTL, "--checkpoint", str(ckpt), "--store",
+                                    store_path, "--template", str(bad), "--out", str(tmp_path / "b.csv")])
+    assert res.exit_code == 1 and res.output.count("error:") == 1
+    assert f"{bad}:3:" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "b.csv").exists()
 
 
 def test_runs_written_with_the_flat_config_still_load(store_path, tmp_path):

@@ -117,6 +117,14 @@ def test_test_lists_and_templates_cover_every_frame(tiny):
             assert ds.split_of(p.name, task) == "test"
     head = (out / "affwild2/test_set_templates/CVPR_6th_ABAW_VA_test_set_sample.txt").read_text()
     assert head.splitlines()[0] == "image_location,valence,arousal"
+    # the multi-task template: one file, every frame of every test video, the challenge's header
+    mtl = ds.templates["mtl"]
+    assert sorted(mtl) == sorted(p.name for p in tests)
+    for p in tests:
+        np.testing.assert_array_equal(mtl[p.name], np.arange(1, p.num_frames + 1))
+    lines = (out / "affwild2/test_set_templates/MTL_test_set_sample.txt").read_text().splitlines()
+    assert lines[0] == "image,valence,arousal,expression,aus"
+    assert len(lines[1].split(",")) == 1 + 2 + 1 + 12
 
 
 def test_face_sets_read_back_with_the_intended_expressions(tiny):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from video_models import tiny_run
+from video_models import tiny_mtl, tiny_run
 
 import featurestore
 from featurestore.abaw import EXPR_CLASSES
@@ -160,3 +160,42 @@ def test_crops_pack_into_lmdb_unchanged(run, tmp_path):
     assert packed.videos() == tree.videos()
     n = int(tree.frame_numbers("noface_face")[0])
     assert packed.read_bytes("noface_face", n) == tree.read_bytes("noface_face", n)
+
+
+def test_one_mtl_checkpoint_instead_of_three_heads(run, tmp_path):
+    """`--mtl CKPT`: the same per-frame table, its columns from the one model's three heads
+    (outputs VA 2 | EXPR 8 | AU 12)."""
+    from encoders.encode import FrameEncoder
+    from jobs.video_predict import video_features
+    from seqtrain.checkpoint import load_model
+    from seqtrain.data import from_arrays
+    from seqtrain.evaluate import predict_frames
+
+    out, videos, enc, heads, _ = run
+    mtl = tiny_mtl(tmp_path / "models")
+    one, got = tmp_path / "one", tmp_path / "out"
+    one.mkdir()
+    os.symlink(videos / "single_face.mp4", one / "single_face.mp4")
+    res = CliRunner().invoke(main, ["emotions", str(one), str(got), "--no-progress", "--encoder",
+                                    str(enc), "--mtl", str(mtl), "--detect-every", "24"])
+    assert res.exit_code == 0, res.output
+    df = read_table(got / "single_face.csv")
+    assert list(df.columns) == list(COLUMNS)
+    assert len(df) == len(read_table(out / "single_face.csv"))
+    rec = load_record(record_path(got, "single_face"))
+    feats = video_features(FrameEncoder(enc), got, "single_face", rec.present)
+    model, cfg, _ = load_model(mtl)
+    raw = predict_frames(model, from_arrays({"v": feats}), cfg.data.window, cfg.data.stride)["v"]
+    assert raw.shape == (len(df), 22)
+    probs = torch.softmax(torch.from_numpy(raw[:, 2:10]), dim=1).numpy()
+    aus = torch.sigmoid(torch.from_numpy(raw[:, 10:])).numpy()
+    assert np.abs(df[["valence", "arousal"]].to_numpy() - np.clip(raw[:, :2], -1, 1)).max() < 1e-4
+    assert np.abs(df[[f"p_{c}" for c in EXPR_CLASSES]].to_numpy() - probs).max() < 1e-4
+    assert np.abs(df[[c for c in COLUMNS if c.startswith("p_AU")]].to_numpy() - aus).max() < 1e-4
+    assert df["expression"].tolist() == [EXPR_CLASSES[k] for k in probs.argmax(1)]
+    # a single-task checkpoint is not a multi-task one: one error line naming it
+    res = CliRunner().invoke(main, ["emotions", str(one), str(tmp_path / "o2"), "--no-progress",
+                                    "--encoder", str(enc), "--mtl", str(heads / "va" / "fold0")])
+    assert res.exit_code == 2 and res.output.count("error:") == 1
+    assert "checkpoint is for task 'va', not 'mtl'" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o2").exists()

@@ -33,7 +33,8 @@ TEST_LISTS = {"va": "Valence_Arousal_Estimation_Challenge_test_set_release.txt",
               "au": "Action_Unit_Detection_Challenge_test_set_release.txt"}
 TEMPLATES = {"va": "CVPR_6th_ABAW_VA_test_set_sample.txt",
              "expr": "CVPR_6th_ABAW_Expr_test_set_sample.txt",
-             "au": "CVPR_6th_ABAW_AU_test_set_sample.txt"}
+             "au": "CVPR_6th_ABAW_AU_test_set_sample.txt",
+             abaw.MTL: "MTL_test_set_sample.txt"}  # every frame of every test video, one file
 HEADERS = {task: ",".join(columns) for task, columns in abaw.HEADERS.items()}
 # Aff-Wild2 EXPR index -> FER2013 emotion (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral)
 FER_OF_EXPR = (6, 0, 1, 2, 3, 4, 5)
@@ -205,19 +206,22 @@ def annotation_text(task: str, values: np.ndarray) -> str:
 
 
 def write_test_files(root: Path, plans: tuple[VideoPlan, ...]) -> None:
-    """Test release lists and one submission template per task (placeholder values)."""
+    """Test release lists, one submission template per task and the multi-task template (every
+    frame of every test video, whatever tasks it is listed for), with placeholder values."""
     tests = [p for p in plans if p.split == "test"]
     lists, temps = root / "names_of_videos_in_each_test_set", root / "test_set_templates"
     lists.mkdir(parents=True)
     temps.mkdir(parents=True)
     fill = {"va": "0.0,0.0", "expr": "0", "au": ",".join(["0"] * 12)}
-    for task in TASKS:
-        names = [p.name for p in tests if task in p.tasks]
-        (lists / TEST_LISTS[task]).write_text("".join(f"{n}\n" for n in names))
-        header = "image_location," + ("valence,arousal" if task == "va" else HEADERS[task])
-        rows = [f"{p.name}/{i:05d}.jpg,{fill[task]}" for p in tests if task in p.tasks
-                for i in range(1, p.num_frames + 1)]
-        (temps / TEMPLATES[task]).write_text("\n".join([header, *rows]) + "\n")
+    fill[abaw.MTL] = ",".join(fill[t] for t in TASKS)
+    for task in (*TASKS, abaw.MTL):
+        if task in TASKS:
+            names = [p.name for p in tests if task in p.tasks]
+            (lists / TEST_LISTS[task]).write_text("".join(f"{n}\n" for n in names))
+        rows = [f"{p.name}/{i:05d}.jpg,{fill[task]}" for p in tests
+                if task == abaw.MTL or task in p.tasks for i in range(1, p.num_frames + 1)]
+        lines = [abaw.submission_header(task), *rows]
+        (temps / TEMPLATES[task]).write_text("\n".join(lines) + "\n")
 
 
 def still_face(cfg: SynthConfig, kind: int, i: int) -> tuple[np.ndarray, int]:
