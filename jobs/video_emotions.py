@@ -43,10 +43,10 @@ class EmotionsConfig:
     encoder: Path = DEFAULT_ENCODER
     heads: Path = DEFAULT_HEADS
     fold: int = 0
-    mtl: Path | None = None  # one multi-task checkpoint instead of the heads
     device: str = "cpu"
     batch_size: int = 64
     faces: FacesConfig = field(default_factory=FacesConfig)
+    mtl: Path | None = None  # one multi-task checkpoint instead of the heads
 
     def __post_init__(self):
         if self.fold < 0:
