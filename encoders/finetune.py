@@ -42,6 +42,7 @@ from encoders.training import (
 from featurestore.atomic import atomic_write_json
 from featurestore.outputs import check_output
 from trainkit.handlers import EpochLosses, attach_progress, attach_tensorboard
+from trainkit.order import EpochShuffle, attach_epoch_order
 from trainkit.schedule import warmup_cosine_scheduler
 from trainkit.state import load_train_state, restore_train_state, save_train_state, train_state
 from trainkit.step import train_step
@@ -129,7 +130,10 @@ def make_loaders(cfg: FinetuneConfig, img_size: int, world_size: int):
     val = ExprFrames(cfg.affwild2, "val", img_size,
                      max_frames_per_video=cfg.max_val_frames_per_video, **common)
     per_worker = max(1, cfg.batch_size // world_size)
-    train_loader = DataLoader(train, batch_size=per_worker, shuffle=True,
+    # order from (seed, epoch) (trainkit.order: resumes bit for bit); one epoch's worth with max_steps
+    num = min(len(train), cfg.max_steps * per_worker) if cfg.max_steps else None
+    train_loader = DataLoader(train, batch_size=per_worker,
+                              sampler=EpochShuffle(len(train), cfg.seed, num),
                               drop_last=len(train) >= per_worker, num_workers=cfg.num_workers,
                               persistent_workers=cfg.num_workers > 0,
                               pin_memory=torch.cuda.is_available(),  # non_blocking copies in the step
@@ -235,6 +239,7 @@ def finetune(cfg: FinetuneConfig, runtime: Runtime | None = None) -> dict[str, A
                                label_smoothing=cfg.label_smoothing)
 
     trainer = Engine(train_step(loss_of, optimizer, scheduler))
+    attach_epoch_order(trainer, train_loader)
     track = _resume(out, model, optimizer, scheduler, trainer, cfg.epochs)
     model = runtime.prepare_model(model)
     model.train()

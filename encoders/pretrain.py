@@ -39,6 +39,7 @@ from encoders.training import (
 from featurestore.atomic import atomic_write_json
 from featurestore.outputs import check_output
 from trainkit.handlers import EpochLosses, attach_progress, attach_tensorboard
+from trainkit.order import EpochShuffle, attach_epoch_order
 from trainkit.schedule import warmup_cosine_scheduler
 from trainkit.state import load_train_state, restore_train_state, save_train_state, train_state
 from trainkit.step import train_step
@@ -103,8 +104,11 @@ class PretrainConfig:
 
 
 def make_loader(dataset: Dataset, cfg: PretrainConfig, world_size: int) -> DataLoader:
+    """Batches in an order drawn from (seed, epoch) (``trainkit.order``: resumes bit for bit);
+    with ``max_steps`` the loader holds one epoch's worth, so it ends with the epoch."""
     per_worker = max(1, cfg.batch_size // world_size)
-    return DataLoader(dataset, batch_size=per_worker, shuffle=True,
+    num = min(len(dataset), cfg.max_steps * per_worker) if cfg.max_steps else None
+    return DataLoader(dataset, batch_size=per_worker, sampler=EpochShuffle(len(dataset), cfg.seed, num),
                       drop_last=len(dataset) >= per_worker, num_workers=cfg.num_workers,
                       persistent_workers=cfg.num_workers > 0,
                       pin_memory=torch.cuda.is_available(),  # non_blocking copies in the step
@@ -199,6 +203,7 @@ def pretrain(cfg: PretrainConfig, runtime: Runtime | None = None,
         return loss
 
     trainer = Engine(train_step(loss_of, optimizer, scheduler))
+    attach_epoch_order(trainer, loader)
     history = _resume(out, model, optimizer, scheduler, trainer, cfg.epochs)
     model = runtime.prepare_model(model)
     model.train()

@@ -10,7 +10,7 @@ and CUDA, numpy, Python: dropout, masking, augmentation) and the loop's own book
 A DataLoader's own generator is not in it: a sampler that shuffles with one draws the next
 epoch's order only when the engine asks for its next batch, after the state was saved. A loop
 whose data order must survive a resume bit for bit sets it from (seed, epoch), as seqtrain's
-``featurestore.sampler.WindowSampler`` does.
+``featurestore.sampler.WindowSampler`` and the encoder loops' ``trainkit.order.EpochShuffle`` do.
 """
 
 from __future__ import annotations
