@@ -23,13 +23,15 @@ from torch.utils.data import DataLoader
 from featurestore.atomic import atomic_write, atomic_write_json
 from featurestore.safeio import read_json
 from seqtrain.checkpoint import save_best
-from seqtrain.config import SMOOTH_CHOICES, FitConfig
+from seqtrain.config import SMOOTH_CHOICES, FitConfig, ModelConfig
 from seqtrain.data import VideoSeq, WindowDataset, load_videos
 from seqtrain.evaluate import evaluate_videos, smoothing_scores
 from seqtrain.folds import fold_videos
 from seqtrain.model import SeqModel
 from seqtrain.plots import plot_curve
 from seqtrain.tasks import get_task
+from trainkit.checkpoint import CONFIG
+from trainkit.checkpoint import read as read_checkpoint
 from trainkit.handlers import attach_progress, attach_tensorboard
 from trainkit.schedule import warmup_cosine_scheduler
 from trainkit.state import (
@@ -78,6 +80,15 @@ def _same_config(saved: dict[str, Any] | str | None, cfg: FitConfig) -> bool:
         return False
 
 
+def _same_network(best: Path, cfg: FitConfig) -> bool:
+    """Whether the best checkpoint in ``best`` (when there is one) is the network ``cfg`` builds
+    today: a preset's sizes may have changed since the run was trained under the same FitConfig."""
+    if not (best / CONFIG).is_file():
+        return True
+    saved = ModelConfig.from_dict(read_checkpoint(best).config)
+    return saved == cfg.model_config(saved.in_dim, saved.out_dim)
+
+
 def _save_example(path: Path, task, video: VideoSeq, frames: np.ndarray) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -120,7 +131,8 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
     out = Path(cfg.out)
     if (out / METRICS).is_file():
         done = read_json(out / METRICS)
-        if done.get("finished") and _same_config(done.get("config"), cfg):
+        if (done.get("finished") and _same_config(done.get("config"), cfg)
+                and _same_network(out / BEST, cfg)):
             log.info("%s: finished run, returning its metrics", out)
             return done
     torch.set_num_threads(cfg.num_threads)
@@ -132,6 +144,9 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
     if state is not None:
         if not _same_config(state_extra(state)["config"], cfg):
             raise ValueError(f"{out}: holds a run with another config; use a new --out folder")
+        if not _same_network(out / BEST, cfg):
+            raise ValueError(f"{out}: holds a run of another network (preset {cfg.model.preset!r} "
+                             "has changed since); use a new --out folder")
         book["history"], extra = restore_train_state(state, model=model, optimizer=opt,
                                                      scheduler=sched, engine=engine,
                                                      max_epochs=cfg.optim.epochs)

@@ -56,8 +56,34 @@ def test_ablation_switches_change_only_their_stage(off):
 
 
 def test_kernel_size_one_keeps_length():
-    m = SeqModel(model_config("tiny", in_dim=8, out_dim=2, kernel_sizes=(1, 5), dilations=(1, 3)))
+    m = SeqModel(model_config("tiny", in_dim=8, out_dim=2, tcn_channels=(32, 32), kernel_sizes=(1, 5),
+                              dilations=(1, 3)))
     assert m(torch.randn(1, 7, 8), torch.zeros(1, 7, dtype=torch.bool)).shape == (1, 7, 2)
+
+
+@pytest.mark.parametrize("kernels,dilations", [((3, 3), (1, 2)), ((3,) * 5, (1, 2, 4, 8, 16)),
+                                               ((1, 5), (1, 3))])
+def test_receptive_field_is_the_frames_an_output_depends_on(kernels, dilations):
+    """Changing one input frame changes exactly the TCN outputs within receptive_field // 2 of
+    it (on both sides: 'same' padding), so the documented span is the real one."""
+    torch.manual_seed(0)
+    cfg = model_config("tiny", in_dim=4, out_dim=2, kernel_sizes=kernels, dilations=dilations,
+                       tcn_channels=(8,) * len(kernels), use_transformer=False)
+    tcn = SeqModel(cfg).eval().tcn
+    n, t, half = 200, 100, cfg.receptive_field // 2
+    x = torch.randn(1, n, 4)
+    x2 = x.clone()
+    x2[0, t] += 50.0
+    pad = torch.zeros(1, n, dtype=torch.bool)
+    changed = (tcn(x, pad) - tcn(x2, pad)).abs().amax(-1)[0] > 0  # (n,)
+    hit = changed.nonzero()[:, 0]
+    assert hit.min().item() == t - half and hit.max().item() == t + half
+
+
+def test_tiny_preset_sees_two_seconds_each_side():
+    """Aff-Wild2 VA raters trail the face by 1-2 s (30 fps): the tiny preset's TCN must reach
+    60 frames back (its earlier dilations 1, 2 reached 6)."""
+    assert model_config("tiny").receptive_field // 2 >= 60
 
 
 def test_sinusoidal_positions_have_no_parameters():

@@ -95,6 +95,19 @@ def test_resume_after_interruption_equals_uninterrupted(store_path, tmp_path):
     assert (tmp_path / "b" / "state.pt").stat().st_mtime_ns == mtime
 
 
+def test_a_run_of_a_changed_preset_is_neither_returned_nor_resumed(store_path, tmp_path, monkeypatch):
+    """The same FitConfig names the same preset, but a preset's sizes can change between
+    versions: a finished run of the old network must not pass for a run of the new one."""
+    from seqtrain.config import MODEL_PRESETS
+
+    cfg = cfg_for("va", store_path, tmp_path / "r", epochs=1)
+    fit(cfg)
+    assert fit(cfg)["finished"]  # unchanged preset: returned as it is
+    monkeypatch.setitem(MODEL_PRESETS, "tiny", {**MODEL_PRESETS["tiny"], "dilations": (1,) * 5})
+    with pytest.raises(ValueError, match="another network"):
+        fit(cfg)
+
+
 def test_fold_k_and_ablation_variant(store_path, tmp_path):
     res = fit(cfg_for("expr", store_path, tmp_path / "f2", fold=2, epochs=1, use_tcn=False))
     assert res["fold"] == 2 and res["variant"] == "no-tcn"
