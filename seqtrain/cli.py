@@ -95,9 +95,12 @@ def fit(parallel: RunAll | None, task, fold, folds_opt, out, no_ray, **options) 
         raise click.ClickException(str(err)) from err
     for cfg, res in zip(cfgs, results, strict=True):
         parts = " + ".join(f"{t} {res['val'][t]:.4f}" for t in TASKS if t in res["val"])  # mtl
+        heads = ", ".join(f"{t} {h['score']:.4f} (epoch {h['epoch']})"
+                          for t, h in res.get("heads", {}).items())  # mtl: best-<task>/
         click.echo(f"{cfg.task} fold {cfg.fold} ({res['variant']}, {cfg.data.features}): val score "
                    f"{res['val']['score']:.4f}{f' (= {parts})' if parts else ''} at epoch "
-                   f"{res['best_epoch']} -> {cfg.out}")
+                   f"{res['best_epoch']}{f'; each head at its best: {heads}' if heads else ''}"
+                   f" -> {cfg.out}")
 
 
 @click.command()
@@ -128,7 +131,9 @@ def probe(task, fold, store, features, out) -> None:
 @click.option("--task", type=click.Choice(FIT_TASKS), required=True,
               help=f"The submission to write; an {MTL} checkpoint writes va, expr, au or the "
                    f"one multi-task file ({MTL}).")
-@click.option("--checkpoint", required=True, help="A run's best/ folder.")
+@click.option("--checkpoint", required=True,
+              help="A run's best/ folder, or the run folder (an mtl run's va, expr or au file: "
+                   "its best-<task>/).")
 @click.option("--store", default=_default("store"), show_default=True)
 @click.option("--template", required=True, help="The official test template of the task.")
 @click.option("--out", required=True, help="Submission file to write.")

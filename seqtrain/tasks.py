@@ -9,7 +9,7 @@ values (-5, -1 markers or garbage) cannot change the loss or its gradient.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,8 +132,12 @@ class MultiTask:
     name = MTL
     metric_name = "sum"
 
-    def __init__(self, parts: tuple[Task, ...]):
+    def __init__(self, parts: tuple[Task, ...], weights: tuple[float, ...] | None = None):
         self.parts = parts
+        self.weights = tuple(float(w) for w in weights) if weights else (1.0,) * len(parts)
+        if len(self.weights) != len(parts) or not all(w > 0 for w in self.weights):
+            raise ValueError(f"need one positive loss weight per task {[t.name for t in parts]}, "
+                             f"got {weights}")
         ends = np.cumsum([t.out_dim for t in parts])
         self.out_slices = {t.name: slice(int(e - t.out_dim), int(e)) for t, e in zip(parts, ends, strict=True)}
         widths = [1 if t.name == "expr" else t.out_dim for t in parts]  # expr: one class index
@@ -146,10 +150,26 @@ class MultiTask:
         y = labels[..., self.label_slices[name]]
         return y[..., 0] if name == "expr" else y  # (..., 2) | (...,) | (..., 12)
 
+    def part_losses(self, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
+                    ) -> list[torch.Tensor]:
+        """Each task's own masked loss. out (B, T, 22), y (B, T, 15), mask (B, T, 3) bool."""
+        return [t.loss(out[..., self.out_slices[t.name]], self._label(t.name, y), mask[..., i])
+                for i, t in enumerate(self.parts)]
+
     def loss(self, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Sum of the three tasks' losses. out (B, T, 22), y (B, T, 15), mask (B, T, 3) bool."""
-        return sum(t.loss(out[..., self.out_slices[t.name]], self._label(t.name, y), mask[..., i])
-                   for i, t in enumerate(self.parts))
+        """Weighted sum of the tasks' losses (``weights``; all 1: the plain sum)."""
+        return sum(w * loss for w, loss in zip(self.weights, self.part_losses(out, y, mask),
+                                               strict=True))
+
+    def balanced(self, grad_norms: Sequence[float]) -> MultiTask:
+        """This task with loss weights inversely proportional to ``grad_norms`` (one per task:
+        the norm of each task's loss gradient on the shared weights at initialisation),
+        normalised to mean 1, so every task pulls the shared trunk equally hard at the start."""
+        norms = np.asarray(grad_norms, dtype=np.float64)
+        if norms.shape != (len(self.parts),) or not np.all(norms > 0):
+            raise ValueError(f"need one positive gradient norm per task, got {list(norms)}")
+        inv = 1.0 / norms
+        return MultiTask(self.parts, tuple(float(w) for w in inv * len(inv) / inv.sum()))
 
     def part(self, name: str, outputs: np.ndarray) -> np.ndarray:
         """The raw outputs (n, C_task) of one task's head."""
