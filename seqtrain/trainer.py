@@ -118,7 +118,7 @@ def _setup(cfg: FitConfig, train: Sequence[VideoSeq]):
     loader = DataLoader(ds, batch_size=cfg.data.batch_size, sampler=sampler, drop_last=False)
     steps = len(loader)
     sched = warmup_cosine_scheduler(opt, cfg.optim.warmup_epochs * steps, cfg.optim.epochs * steps)
-    if isinstance(task, MultiTask):
+    if isinstance(task, MultiTask) and cfg.optim.mtl_loss == "balanced":
         task = task.balanced(_grad_norms(task, model, ds, sampler, cfg.data.batch_size, cfg.device))
         log.info("%s: loss weights %s", cfg.out, dict(zip([t.name for t in task.parts], task.weights, strict=True)))
     return task, model, opt, sched, ds, sampler, loader

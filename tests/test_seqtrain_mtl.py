@@ -96,7 +96,8 @@ def test_mtl_losses_are_masked_per_task(store_path):
 
 
 def test_mtl_fusion_fit_scores_resume_and_report(store_path, tmp_path):
-    full = fit(cfg_for(store_path, tmp_path / "a", features="synth,half", epochs=2))
+    full = fit(cfg_for(store_path, tmp_path / "a", features="synth,half", epochs=2,
+                       mtl_loss="balanced"))
     val = full["val"]
     assert val["score"] == pytest.approx(val["va"] + val["expr"] + val["au"])
     assert full["features"] == "synth,half" and full["task"] == MTL
@@ -141,7 +142,7 @@ def test_mtl_fusion_fit_scores_resume_and_report(store_path, tmp_path):
         if epoch == 1:
             raise Stop
 
-    cfg = cfg_for(store_path, tmp_path / "b", features="synth,half", epochs=2)
+    cfg = cfg_for(store_path, tmp_path / "b", features="synth,half", epochs=2, mtl_loss="balanced")
     with pytest.raises(Stop):
         fit(cfg, on_epoch=die)
     resumed = fit(cfg)
@@ -162,7 +163,7 @@ def test_mtl_fusion_fit_scores_resume_and_report(store_path, tmp_path):
 
 
 def test_mtl_loss_weights_balance_the_gradients_at_init(store_path, tmp_path):
-    """The weights make every task's loss gradient on the shared weights (measured on the first
+    """``--mtl-loss balanced``: the weights make every task's loss gradient on the shared weights (measured on the first
     batches of epoch 0) equally strong at initialisation; they are a pure function of the run (no random draw), and the masked-loss
     rule holds with them."""
     from seqtrain.trainer import _grad_norms, _setup, load_fold
@@ -172,8 +173,9 @@ def test_mtl_loss_weights_balance_the_gradients_at_init(store_path, tmp_path):
     for bad in ([1.0, 0.0, 1.0], [1.0, 1.0]):
         with pytest.raises(ValueError, match="positive gradient norm per task"):
             MTL_TASK.balanced(bad)
-    cfg = cfg_for(store_path, tmp_path / "w")
+    cfg = cfg_for(store_path, tmp_path / "w", mtl_loss="balanced")
     train, _ = load_fold(cfg)
+    assert _setup(cfg_for(store_path, tmp_path / "w"), train)[0] is MTL_TASK  # default: the sum
     task, model, _, _, ds, sampler, _ = _setup(cfg, train)
     rng = torch.get_rng_state()
     norms = _grad_norms(MTL_TASK, model, ds, sampler, 8, "cpu")
@@ -269,6 +271,8 @@ def test_mtl_on_the_command_line(store_path, tmp_path):
     assert "mtl fold 0 (full, synth): val score" in res.output and "(= va " in res.output
     saved = json.loads((tmp_path / MTL / "fold0" / "metrics.json").read_text())
     assert saved["val"]["au_frames"] > 0 and saved["val"]["va_frames"] > 0
+    assert saved["loss_weights"] == {"va": 1.0, "expr": 1.0, "au": 1.0}  # --mtl-loss sum
+    assert "each head at its best: va " in res.output
     # the multi-task submission: one file, every template frame (face or not), from the heads
     store = featurestore.open(store_path)
     videos = [v for v in store.videos() if store.split(v, "va") != "train"][:3]
