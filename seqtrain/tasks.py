@@ -5,6 +5,28 @@ task's validity, scored by the three official scores and their sum, the challeng
 Masks: a frame takes part in a loss only when its label is valid AND it is not padding
 (``mask = valid & ~pad``); masked frames are removed before any arithmetic, so their label
 values (-5, -1 markers or garbage) cannot change the loss or its gradient.
+
+How ``mtl`` is trained and selected, and why (measured on the demo store, mae-ft, tiny preset,
+demo flags, 5 seeds, folds 0 and 1; issue 12 item 5):
+
+- Selection: the three heads peak at different epochs (VA after 2-5 epochs, AU 3-8, Expr up to
+  20), so the one checkpoint with the best SUM gives each head a compromise epoch, while each
+  single-task model keeps its own best epoch. The trainer therefore also keeps every head's own
+  best epoch (``best-<task>/``, what ``predict --task <task>`` uses; early stopping counts the
+  epochs in which no head improved). The sum of the heads' bests: fold 0 0.711 +- 0.039 vs 0.697 for the one checkpoint
+  (single-task models: 0.713 +- 0.018), fold 1 1.145 +- 0.035 vs 1.117 (single-task 1.151 +-
+  0.029). ``best/`` (the best sum, one model) stays the challenge score.
+- Loss: the plain sum by default. At initialisation the AU loss pulls the shared layers 5-8x less
+  than VA's (gradient norms on the shared weights 0.28 / 1.44 / 2.26 for AU / Expr / VA; loss
+  values are alike: 1.06 / 2.04 / 1.02). ``--mtl-loss balanced`` (:meth:`MultiTask.balanced`)
+  weights each loss inversely to that norm (mean weight 1; a static, one-measurement form of the
+  GradNorm idea, Chen et al. 2018). It raised AU on both folds (0.347 -> 0.354, 0.403 -> 0.412,
+  above the single-task 0.351 / 0.406) but took VA and Expr down on fold 1 (sum 1.145 -> 1.124
+  while fold 0 rose 0.711 -> 0.749), so it is not the default. Uncertainty weighting (Kendall et
+  al. 2018) did not help (fold 0, 3 seeds: 0.706 vs 0.711): the losses are of one size, the gradients not.
+- Data: on the demo store every task has the same training frames in mtl as alone (the union
+  adds no imbalance), and this model trained on one task's loss only reaches about that task's
+  single-task score (1 seed), so the shared trunk is not short of capacity here.
 """
 
 from __future__ import annotations
