@@ -9,9 +9,9 @@ values (-5, -1 markers or garbage) cannot change the loss or its gradient.
 How ``mtl`` is trained and selected, and why (measured on the demo store, mae-ft, tiny preset,
 demo flags, 5 seeds, folds 0 and 1; issue 12 item 5):
 
-- Selection: the three heads peak at different epochs (VA after 2-5 epochs, AU 3-8, Expr up to
-  20), so the one checkpoint with the best SUM gives each head a compromise epoch, while each
-  single-task model keeps its own best epoch. The trainer therefore also keeps every head's own
+- Selection: the three heads peak at different epochs (in 10 runs, VA's best epoch was not the
+  best sum's in 7, Expr's in 6, AU's in 10), so the one checkpoint with the best SUM gives each
+  head a compromise epoch, while each single-task model keeps its own best epoch. The trainer therefore also keeps every head's own
   best epoch (``best-<task>/``, what ``predict --task <task>`` uses; early stopping counts the
   epochs in which no head improved). The sum of the heads' bests: fold 0 0.711 +- 0.039 vs 0.697 for the one checkpoint
   (single-task models: 0.713 +- 0.018), fold 1 1.145 +- 0.035 vs 1.117 (single-task 1.151 +-
