@@ -9,7 +9,8 @@ sequence trainers resume from checkpoints, extraction skips committed videos).
 
 The ablations (the paper's Table 5 plus a frame-level row) run on fold 0 over ``DemoSize.seeds``
 seeds, several ``seqtrain fit`` drivers at once on the same Ray head; ``seqtrain report`` prints
-them as mean +- std (``seqtrain.ablation``).
+them as mean +- std (``seqtrain.ablation``). The same stage trains the multi-task model
+(``--task mtl``) on fold 0, whose rows the report prints under the single-task rows.
 """
 
 from __future__ import annotations
@@ -216,13 +217,21 @@ def _ray_stages(p: Pipeline, run: Path, size: DemoSize, env: dict[str, str]) -> 
                   "--patience", str(size.seq_patience)]
         p.stage("fit-all", [st, "fit", "--task", "all", "--folds", "all", "--features", "mae-ft",
                             "--out", str(seq / "main")] + common)
-        p.parallel_stage("ablation", [
-            [st, "fit", "--task", "all", "--fold", "0", "--features", features, "--seed", str(k),
-             "--out", str(seq / "ablation" / name / f"seed{k}")] + flags + common
-            for k in range(size.seeds) for name, (features, flags) in ABLATIONS.items()],
-            MAX_DRIVERS)
+        p.parallel_stage("ablation", ablation_commands(st, seq, size, common), MAX_DRIVERS)
     finally:
         raylocal.stop_head(run)
+
+
+def ablation_commands(st: str, seq: Path, size: DemoSize, common: list[str]) -> list[list[str]]:
+    """The ``ablation`` stage's ``seqtrain fit`` drivers: first the multi-task model on fold 0
+    (``seq/main/mtl/fold0``: its rows sit under the single-task rows of Table 1; one more driver
+    beside the others), then every ablation row over ``size.seeds`` seeds."""
+    mtl = [st, "fit", "--task", "mtl", "--fold", "0", "--features", "mae-ft", "--seed",
+           str(size.seed), "--out", str(seq / "main")] + common
+    return [mtl] + [
+        [st, "fit", "--task", "all", "--fold", "0", "--features", features, "--seed", str(k),
+         "--out", str(seq / "ablation" / name / f"seed{k}")] + flags + common
+        for k in range(size.seeds) for name, (features, flags) in ABLATIONS.items()]
 
 
 def _template(data: Path, task: str) -> Path:

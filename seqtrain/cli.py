@@ -21,6 +21,7 @@ from seqtrain.config import (
     DEFAULT_STORE,
     FIT_TASKS,
     MODEL_PRESETS,
+    MTL_LOSSES,
     FitConfig,
     flat_defaults,
 )
@@ -31,7 +32,8 @@ from seqtrain.runner import ALL_TASKS, RunAll, plan_runs, run_all
 FIT_OPTIONS = {"fold": "fold", "store": "store", "features": "features", "preset": "preset",
                "epochs": "epochs", "window": "window", "stride": "stride", "lr": "lr",
                "batch_size": "batch_size", "patience": "patience", "seed": "seed",
-               "threads": "num_threads", "device": "device", "smooth": "smooth"}
+               "threads": "num_threads", "device": "device", "smooth": "smooth",
+               "mtl_loss": "mtl_loss"}
 FIT_FLAGS = {"no_tcn": "use_tcn", "no_transformer": "use_transformer"}  # flag on -> field False
 _DEFAULTS = flat_defaults()
 DEFAULT_PROBES = DEFAULT_RUNS.rsplit("/", 1)[0] + "/probe"  # `seqtrain probe` results
@@ -74,6 +76,9 @@ def _require_store(store: str) -> None:
 @click.option("--device", default=_default("device"), show_default=True)
 @click.option("--smooth", type=int, default=_default("smooth"), show_default=True,
               help="Centred moving average over K frames of the predictions (0: off).")
+@click.option("--mtl-loss", type=click.Choice(MTL_LOSSES), default=_default("mtl_loss"),
+              show_default=True, help=f"{MTL}: the plain sum of the three losses, or each weighted "
+              "inversely to its gradient norm on the shared layers at initialisation.")
 @click.option("--no-ray", is_flag=True, help="Run sequentially in this process.")
 @click.pass_obj
 def fit(parallel: RunAll | None, task, fold, folds_opt, out, no_ray, **options) -> None:
@@ -95,9 +100,12 @@ def fit(parallel: RunAll | None, task, fold, folds_opt, out, no_ray, **options) 
         raise click.ClickException(str(err)) from err
     for cfg, res in zip(cfgs, results, strict=True):
         parts = " + ".join(f"{t} {res['val'][t]:.4f}" for t in TASKS if t in res["val"])  # mtl
+        heads = ", ".join(f"{t} {h['score']:.4f} (epoch {h['epoch']})"
+                          for t, h in res.get("heads", {}).items())  # mtl: best-<task>/
         click.echo(f"{cfg.task} fold {cfg.fold} ({res['variant']}, {cfg.data.features}): val score "
                    f"{res['val']['score']:.4f}{f' (= {parts})' if parts else ''} at epoch "
-                   f"{res['best_epoch']} -> {cfg.out}")
+                   f"{res['best_epoch']}{f'; each head at its best: {heads}' if heads else ''}"
+                   f" -> {cfg.out}")
 
 
 @click.command()
@@ -128,7 +136,9 @@ def probe(task, fold, store, features, out) -> None:
 @click.option("--task", type=click.Choice(FIT_TASKS), required=True,
               help=f"The submission to write; an {MTL} checkpoint writes va, expr, au or the "
                    f"one multi-task file ({MTL}).")
-@click.option("--checkpoint", required=True, help="A run's best/ folder.")
+@click.option("--checkpoint", required=True,
+              help="A run's best/ folder, or the run folder (an mtl run's va, expr or au file: "
+                   "its best-<task>/).")
 @click.option("--store", default=_default("store"), show_default=True)
 @click.option("--template", required=True, help="The official test template of the task.")
 @click.option("--out", required=True, help="Submission file to write.")

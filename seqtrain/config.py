@@ -4,7 +4,7 @@ One training run is one composed tree, every default written once::
 
     FitConfig(task, fold, seed, device, num_threads, out, smooth,
               data=DataConfig(store, features, window, stride, batch_size, jitter),
-              optim=OptimConfig(lr, weight_decay, epochs, warmup_epochs, patience),
+              optim=OptimConfig(lr, weight_decay, epochs, warmup_epochs, patience, mtl_loss),
               model=ModelSpec(preset, dropout, use_tcn, use_transformer))
 
 ``ModelSpec`` names a preset and the switches a run may change; ``ModelSpec.build`` turns it
@@ -23,12 +23,13 @@ from typing import Any
 from featurestore.abaw import MTL, TASKS
 
 __all__ = ["ModelConfig", "MODEL_PRESETS", "model_config", "ModelSpec", "DataConfig",
-           "OptimConfig", "FitConfig", "FIT_TASKS", "SMOOTH_CHOICES", "variant_name",
+           "OptimConfig", "FitConfig", "FIT_TASKS", "MTL_LOSSES", "SMOOTH_CHOICES", "variant_name",
            "flat_defaults", "DEFAULT_STORE", "DEFAULT_RUNS"]
 
 DEFAULT_STORE = "runs/demo/store.zarr"  # where `make demo` writes its store
 DEFAULT_RUNS = "runs/demo/seqtrain/fit"  # runs land in <DEFAULT_RUNS>/<task>/fold<K>
 FIT_TASKS = (*TASKS, MTL)  # what one run trains: one task, or the three heads at once
+MTL_LOSSES = ("sum", "balanced")  # how an mtl run adds its three losses
 SMOOTH_CHOICES = (5, 15, 31)  # window sizes whose smoothed validation score every run records
 
 
@@ -185,16 +186,20 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW with linear warmup then cosine decay, early stopping after ``patience`` epochs."""
+    """AdamW with linear warmup then cosine decay, early stopping after ``patience`` epochs;
+    ``mtl_loss``: how an mtl run adds its tasks' losses (see :mod:`seqtrain.tasks`)."""
 
     lr: float = 3e-5
     weight_decay: float = 1e-5
     epochs: int = 20
     warmup_epochs: int = 1
     patience: int = 5
+    mtl_loss: str = "sum"  # "sum" | "balanced" (weights from the gradient norms at init)
 
     def __post_init__(self) -> None:
         _positive(self, "epochs", "patience")
+        if self.mtl_loss not in MTL_LOSSES:
+            raise ValueError(f"OptimConfig.mtl_loss must be one of {MTL_LOSSES}, got {self.mtl_loss!r}")
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"OptimConfig.warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
         _check_nonneg(self, "lr", "weight_decay")

@@ -1,8 +1,9 @@
 """Official ABAW submission files from a checkpoint: one row per template frame, face or not.
 
 A multi-task (``mtl``) checkpoint predicts each of the three tasks: ``--task va`` (or expr, au)
-writes that task's file from the model's head of that task, with that task's template, and
-``--task mtl`` writes the one multi-task file (``featurestore.abaw.MTL_HEADER``: the ABAW
+writes that task's file from the model's head of that task, with that task's template (given an
+mtl run folder, from its ``best-<task>/``: the epoch where that head scored best), and
+``--task mtl`` writes the one multi-task file (from ``best/``, the best sum) (``featurestore.abaw.MTL_HEADER``: the ABAW
 multi-task track's format as the teams' public submission code writes it), from its template.
 Every file is checked by :func:`featurestore.submission.check_submission` before it replaces
 ``out``.
@@ -25,6 +26,7 @@ from seqtrain.checkpoint import load_model
 from seqtrain.data import load_videos
 from seqtrain.evaluate import predict_frames
 from seqtrain.tasks import get_task
+from trainkit.checkpoint import CONFIG
 
 __all__ = ["read_template_rows", "predict", "submission_header"]
 
@@ -72,7 +74,8 @@ def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
 
     check_output(out, {"--template": template, "--checkpoint": checkpoint, "--store": store},
                  what="--out")
-    model, fit_cfg, _ = load_model(checkpoint, device)
+    head = Path(checkpoint) / f"best-{task}"  # an mtl run folder: that head's own best epoch
+    model, fit_cfg, _ = load_model(head if (head / CONFIG).is_file() else checkpoint, device)
     if fit_cfg.task not in (task, MTL):
         hint = " (the multi-task file needs an mtl checkpoint)" if task == MTL else ""
         raise ValueError(f"{checkpoint}: checkpoint is for task {fit_cfg.task!r}, not {task!r}{hint}")

@@ -20,6 +20,7 @@ import torch
 from ignite.engine import Engine, Events
 from torch.utils.data import DataLoader
 
+from featurestore.abaw import TASKS
 from featurestore.atomic import atomic_write, atomic_write_json
 from featurestore.safeio import read_json
 from seqtrain.checkpoint import save_best
@@ -29,7 +30,7 @@ from seqtrain.evaluate import evaluate_videos, smoothing_scores
 from seqtrain.folds import fold_videos
 from seqtrain.model import SeqModel
 from seqtrain.plots import plot_curve
-from seqtrain.tasks import get_task
+from seqtrain.tasks import MultiTask, get_task
 from trainkit.checkpoint import CONFIG
 from trainkit.checkpoint import read as read_checkpoint
 from trainkit.handlers import attach_progress, attach_tensorboard
@@ -47,6 +48,7 @@ __all__ = ["FitConfig", "fit", "load_fold"]
 
 log = logging.getLogger(__name__)
 STATE, METRICS, CURVE, EXAMPLE, BEST = "state.pt", "metrics.json", "curve.png", "val_example.npz", "best"
+BALANCE_BATCHES = 8  # batches that measure the mtl tasks' gradient norms at initialisation
 
 
 def load_fold(cfg: FitConfig) -> tuple[list[VideoSeq], list[VideoSeq]]:
@@ -62,11 +64,29 @@ def load_fold(cfg: FitConfig) -> tuple[list[VideoSeq], list[VideoSeq]]:
             load_videos(store, cfg.data.features, val, cfg.task))
 
 
-def _results(cfg: FitConfig, best: dict[str, Any], history: list, finished: bool) -> dict[str, Any]:
-    return {"task": cfg.task, "fold": cfg.fold, "features": cfg.data.features,
-            "variant": cfg.variant, "smooth": cfg.smooth, "val": best.get("val", {}),
-            "best_epoch": best.get("epoch", 0), "smoothing": best.get("smoothing", {}),
-            "history": history, "config": cfg.to_dict(), "finished": finished}
+def _results(cfg: FitConfig, book: dict[str, Any], task, finished: bool) -> dict[str, Any]:
+    best = book["best"]
+    res = {"task": cfg.task, "fold": cfg.fold, "features": cfg.data.features,
+           "variant": cfg.variant, "smooth": cfg.smooth, "val": best.get("val", {}),
+           "best_epoch": best.get("epoch", 0), "smoothing": best.get("smoothing", {}),
+           "history": book["history"], "config": cfg.to_dict(), "finished": finished}
+    if isinstance(task, MultiTask):  # each head's own best epoch (best-<task>/) and the weights
+        res["heads"] = dict(book["heads"])
+        res["loss_weights"] = dict(zip([t.name for t in task.parts], task.weights, strict=True))
+    return res
+
+
+def _keep_heads(cfg: FitConfig, task: MultiTask, model: SeqModel, epoch: int,
+                scores: dict[str, float], heads: dict[str, Any]) -> bool:
+    """Save the model as ``best-<task>/`` for every head that beat its own best score (what
+    ``seqtrain predict --task <task>`` of this run uses); True when one did."""
+    gained = False
+    for t in task.parts:
+        if t.name not in heads or scores[t.name] > heads[t.name]["score"]:
+            save_best(Path(cfg.out) / f"{BEST}-{t.name}", model, cfg,
+                      {"epoch": epoch, "val": scores, "head": t.name})
+            heads[t.name], gained = {"epoch": epoch, "score": scores[t.name]}, True
+    return gained
 
 
 def _same_config(saved: dict[str, Any] | str | None, cfg: FitConfig) -> bool:
@@ -109,7 +129,39 @@ def _setup(cfg: FitConfig, train: Sequence[VideoSeq]):
     loader = DataLoader(ds, batch_size=cfg.data.batch_size, sampler=sampler, drop_last=False)
     steps = len(loader)
     sched = warmup_cosine_scheduler(opt, cfg.optim.warmup_epochs * steps, cfg.optim.epochs * steps)
+    if isinstance(task, MultiTask) and cfg.optim.mtl_loss == "balanced":
+        task = task.balanced(_grad_norms(task, model, ds, sampler, cfg.data.batch_size, cfg.device))
+        log.info("%s: loss weights %s", cfg.out, dict(zip([t.name for t in task.parts], task.weights, strict=True)))
     return task, model, opt, sched, ds, sampler, loader
+
+
+def _grad_norms(task: MultiTask, model: SeqModel, ds: WindowDataset, sampler,
+                batch_size: int, device: str) -> list[float]:
+    """Mean norm, over the first BALANCE_BATCHES batches of epoch 0 holding the task's frames,
+    of each task's loss gradient on the shared weights (all but the output layer, whose rows are
+    per task) of the model at initialisation; a task without frames there gets the others'
+    mean. Eval mode and no loader: it draws no random number, so a resumed run computes the
+    same values."""
+    last = {id(p) for p in model.head[-1].parameters()}
+    shared = [p for p in model.parameters() if id(p) not in last]
+    order = list(iter(sampler))[: BALANCE_BATCHES * batch_size]
+    total, count = np.zeros(len(task.parts)), np.zeros(len(task.parts))
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        feats, labels, valid, pad = (torch.stack(x).to(device) for x in zip(
+            *(ds[i] for i in order[start:start + batch_size]), strict=True))
+        losses = task.part_losses(model(feats, pad), labels, valid)  # one per task
+        for i, loss in enumerate(losses):
+            if bool(valid[..., i].any()):
+                grads = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
+                total[i] += float(torch.cat([g.flatten() for g in grads if g is not None]).norm())
+                count[i] += 1
+    model.train()
+    seen = (count > 0) & (total > 0)
+    if not seen.any():
+        return [1.0] * len(task.parts)
+    norms = np.where(seen, total / np.maximum(count, 1), 0.0)
+    return [float(n) if ok else float(norms[seen].mean()) for n, ok in zip(norms, seen, strict=True)]
 
 
 def _make_step(task, model, opt, sched, device: str) -> Callable:
@@ -139,7 +191,7 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
     train, val = data if data is not None else load_fold(cfg)
     task, model, opt, sched, ds, sampler, loader = _setup(cfg, train)
     engine = Engine(_make_step(task, model, opt, sched, cfg.device))
-    book: dict[str, Any] = {"history": [], "best": {}, "bad": 0, "losses": []}
+    book: dict[str, Any] = {"history": [], "best": {}, "bad": 0, "losses": [], "heads": {}}
     state = load_train_state(out / STATE)
     if state is not None:
         if not _same_config(state_extra(state)["config"], cfg):
@@ -150,14 +202,14 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
         book["history"], extra = restore_train_state(state, model=model, optimizer=opt,
                                                      scheduler=sched, engine=engine,
                                                      max_epochs=cfg.optim.epochs)
-        book.update(best=extra["best"], bad=extra["bad"])
+        book.update(best=extra["best"], bad=extra["bad"], heads=extra.get("heads", {}))
         log.info("%s: resuming after epoch %d", out, engine.state.epoch)
     _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epoch)
     attach_progress(engine, with_loss=False)
     if state is None or engine.state.epoch < cfg.optim.epochs and not state_extra(state).get("stopped"):
         attach_tensorboard(engine, out, opt, lambda: book["history"][-1])
         engine.run(loader, max_epochs=cfg.optim.epochs)
-    results = _results(cfg, book["best"], book["history"], finished=True)
+    results = _results(cfg, book, task, finished=True)
     plot_curve(book["history"], out / CURVE, title=f"{cfg.task} fold {cfg.fold} {cfg.variant}")
     atomic_write_json(out / METRICS, results)
     return results
@@ -182,24 +234,27 @@ def _attach(cfg, engine, task, model, opt, sched, ds, sampler, val, book, on_epo
         epoch = e.state.epoch
         scores, frames = evaluate_videos(task, model, val, cfg.data.window, cfg.data.stride,
                                          cfg.data.batch_size, cfg.device, smooth=cfg.smooth)
+        parts = {t: scores[t] for t in TASKS if t in scores}  # mtl: each head's own score
         book["history"].append({"epoch": epoch, "loss": float(np.mean(book["losses"])),
-                                "score": scores["score"], "lr": opt.param_groups[0]["lr"]})
+                                "score": scores["score"], **parts, "lr": opt.param_groups[0]["lr"]})
         log.info("%s fold %d epoch %d: val %s %.4f", cfg.task, cfg.fold, epoch,
                  task.metric_name, scores["score"])
-        if not book["best"] or scores["score"] > book["best"]["val"]["score"]:
+        improved = not book["best"] or scores["score"] > book["best"]["val"]["score"]
+        if improved:
             smoothing = smoothing_scores(task, frames, val, SMOOTH_CHOICES)  # with and without
-            book["best"], book["bad"] = {"epoch": epoch, "val": scores, "smoothing": smoothing}, 0
+            book["best"] = {"epoch": epoch, "val": scores, "smoothing": smoothing}
             save_best(out / BEST, model, cfg, {"epoch": epoch, "val": scores})
             example = max(val, key=lambda v: int(v.valid.sum()))
             _save_example(out / EXAMPLE, task, example, task.smooth(frames[example.name], cfg.smooth))
-        else:
-            book["bad"] += 1
+        if isinstance(task, MultiTask):  # any head's own best also counts as progress
+            improved = _keep_heads(cfg, task, model, epoch, scores, book["heads"]) or improved
+        book["bad"] = 0 if improved else book["bad"] + 1
         stopped = book["bad"] >= cfg.optim.patience
         save_train_state(out / STATE, train_state(
             model=model, optimizer=opt, scheduler=sched, engine=e, history=book["history"],
             extra={"config": json.dumps(cfg.to_dict(), sort_keys=True), "best": book["best"],
-                   "bad": book["bad"], "stopped": stopped}))
-        atomic_write_json(out / METRICS, _results(cfg, book["best"], book["history"], False))
+                   "bad": book["bad"], "stopped": stopped, "heads": book["heads"]}))
+        atomic_write_json(out / METRICS, _results(cfg, book, task, False))
         if stopped:
             log.info("early stop after epoch %d (no gain for %d epochs)", epoch, cfg.optim.patience)
             e.terminate()

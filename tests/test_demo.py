@@ -71,6 +71,9 @@ def test_every_artefact_exists(demo_run):
                 metrics = json.loads((run / f"seqtrain/ablation/{row}/seed{k}/{task}/fold0/"
                                              "metrics.json").read_text())
                 assert metrics["config"]["seed"] == k
+    mtl = json.loads((run / "seqtrain/main/mtl/fold0/metrics.json").read_text())  # ablation stage
+    assert mtl["task"] == "mtl" and sorted(mtl["heads"]) == ["au", "expr", "va"]
+    assert "| MTL: one checkpoint (challenge score) |" in (run / "seqtrain/results_folds.md").read_text()
     ablation = (run / "seqtrain/results_ablation.md").read_text()
     for row in ROWS:
         assert f"| {row} (" in ablation and "± " in ablation

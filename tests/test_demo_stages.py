@@ -31,3 +31,24 @@ def test_parallel_stage_failure_runs_the_rest_and_leaves_no_marker(tmp_path):
         p.parallel_stage("bad", [fail, _touch(tmp_path / "ok")], max_procs=1)
     assert err.value.returncode == 3
     assert (tmp_path / "ok").exists() and not p.done("bad")
+
+
+def test_ablation_stage_trains_the_mtl_model_beside_the_rows(tmp_path):
+    """One `seqtrain fit --task mtl` on fold 0 into seqtrain/main (Table 1), first, so it runs in
+    the first wave of drivers; then every ablation row once per seed."""
+    from click.testing import CliRunner
+
+    from jobs.demo import ABLATIONS, ablation_commands
+    from seqtrain.cli import fit
+
+    size = SIZES["demo"]
+    common = ["--store", str(tmp_path / "store.zarr"), "--preset", "tiny"]
+    cmds = ablation_commands("seqtrain", tmp_path / "seqtrain", size, common)
+    assert len(cmds) == 1 + size.seeds * len(ABLATIONS)
+    mtl = cmds[0]
+    assert mtl[:6] == ["seqtrain", "fit", "--task", "mtl", "--fold", "0"]
+    assert mtl[mtl.index("--out") + 1] == str(tmp_path / "seqtrain" / "main")
+    assert sum("mtl" in c for c in cmds) == 1 and all(c[-len(common):] == common for c in cmds)
+    # the command line is one the real `seqtrain fit` parses (it stops at the missing store)
+    res = CliRunner().invoke(fit, mtl[2:], obj=None)
+    assert res.exit_code == 1 and "no feature store at" in res.output

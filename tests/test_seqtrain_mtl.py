@@ -96,11 +96,18 @@ def test_mtl_losses_are_masked_per_task(store_path):
 
 
 def test_mtl_fusion_fit_scores_resume_and_report(store_path, tmp_path):
-    full = fit(cfg_for(store_path, tmp_path / "a", features="synth,half", epochs=2))
+    full = fit(cfg_for(store_path, tmp_path / "a", features="synth,half", epochs=2,
+                       mtl_loss="balanced"))
     val = full["val"]
     assert val["score"] == pytest.approx(val["va"] + val["expr"] + val["au"])
     assert full["features"] == "synth,half" and full["task"] == MTL
     assert max(h["score"] for h in full["history"]) == pytest.approx(val["score"])  # stops on the sum
+    for t in ("va", "expr", "au"):  # and each head's own best epoch, kept as best-<task>/
+        best = max(full["history"], key=lambda h: h[t])
+        assert full["heads"][t] == {"epoch": best["epoch"], "score": best[t]}
+        assert load_model(tmp_path / "a" / f"best-{t}")[2]["epoch"] == best["epoch"]
+    weights = full["loss_weights"]
+    assert sorted(weights) == ["au", "expr", "va"] and np.mean(list(weights.values())) == pytest.approx(1)
     # the scores are the official metrics of the best checkpoint's outputs, each over its frames
     model, cfg, _ = load_model(tmp_path / "a" / "best")
     assert model.cfg.in_dim == 16 + 8 and cfg.data.features == "synth,half"
@@ -123,7 +130,10 @@ def test_mtl_fusion_fit_scores_resume_and_report(store_path, tmp_path):
                                                  for i in range(1, seqs[0].num_frames + 1)))
     sub = predict("expr", tmp_path / "a", store_path, tpl, tmp_path / "expr.csv").read_text()
     got = [int(ln.split(",")[1]) for ln in sub.splitlines()[1:]]
-    assert sub.startswith("image_location,Neutral,") and got == frames[video][:, 2:10].argmax(1).tolist()
+    head, _, meta = load_model(tmp_path / "a" / "best-expr")  # the expr head's own best epoch
+    assert meta["epoch"] == full["heads"]["expr"]["epoch"] and meta["head"] == "expr"
+    want = predict_frames(head, seqs[:1], 32, 16)[video][:, 2:10].argmax(1).tolist()
+    assert sub.startswith("image_location,Neutral,") and got == want
 
     class Stop(Exception):
         pass
@@ -132,19 +142,58 @@ def test_mtl_fusion_fit_scores_resume_and_report(store_path, tmp_path):
         if epoch == 1:
             raise Stop
 
-    cfg = cfg_for(store_path, tmp_path / "b", features="synth,half", epochs=2)
+    cfg = cfg_for(store_path, tmp_path / "b", features="synth,half", epochs=2, mtl_loss="balanced")
     with pytest.raises(Stop):
         fit(cfg, on_epoch=die)
     resumed = fit(cfg)
     assert resumed["val"] == pytest.approx(val)
+    assert resumed["heads"] == full["heads"] and resumed["loss_weights"] == full["loss_weights"]
+    for ckpt in ("best", "best-va", "best-expr", "best-au"):  # bit for bit
+        a, b = (tmp_path / run / ckpt / "model.safetensors" for run in ("a", "b"))
+        assert a.read_bytes() == b.read_bytes(), ckpt
     from seqtrain.report import report
 
     single = fit(cfg_for(store_path, tmp_path / "va", task="va", features="synth,half", epochs=1))
     assert single["val"]["score"] == single["smoothing"]["0"]
     text = report(tmp_path)
     assert "### synth,half / full" in text and "| VA / CCC |" in text
-    assert "| MTL: sum (challenge score) |" in text and "| MTL: AU / F1 |" in text
+    assert "| MTL: one checkpoint (challenge score) |" in text and "| MTL: AU / F1 |" in text
+    assert "| MTL: sum of the three |" in text and "own best epoch" in text
     assert "K=31" in text
+
+
+def test_mtl_loss_weights_balance_the_gradients_at_init(store_path, tmp_path):
+    """``--mtl-loss balanced``: the weights make every task's loss gradient on the shared weights (measured on the first
+    batches of epoch 0) equally strong at initialisation; they are a pure function of the run (no random draw), and the masked-loss
+    rule holds with them."""
+    from seqtrain.trainer import _grad_norms, _setup, load_fold
+
+    assert MTL_TASK.weights == (1.0, 1.0, 1.0)  # the module's task: the plain sum
+    assert MTL_TASK.balanced([2.0, 1.0, 0.5]).weights == pytest.approx((3 / 7, 6 / 7, 12 / 7))
+    for bad in ([1.0, 0.0, 1.0], [1.0, 1.0]):
+        with pytest.raises(ValueError, match="positive gradient norm per task"):
+            MTL_TASK.balanced(bad)
+    cfg = cfg_for(store_path, tmp_path / "w", mtl_loss="balanced")
+    train, _ = load_fold(cfg)
+    assert _setup(cfg_for(store_path, tmp_path / "w"), train)[0] is MTL_TASK  # default: the sum
+    task, model, _, _, ds, sampler, _ = _setup(cfg, train)
+    rng = torch.get_rng_state()
+    norms = _grad_norms(MTL_TASK, model, ds, sampler, 8, "cpu")
+    assert torch.equal(rng, torch.get_rng_state()) and model.training
+    assert task.weights == pytest.approx(MTL_TASK.balanced(norms).weights)
+    assert _setup(cfg, train)[0].weights == task.weights  # a resumed run gets the same weights
+    assert all(n > 0 for n in norms) and len(norms) == 3
+    strength = [w * n for w, n in zip(task.weights, norms, strict=True)]  # weighted pull
+    assert strength == pytest.approx([strength[0]] * 3)
+    # masks still decide: an AU-only video gives the VA and EXPR outputs no gradient
+    seq = load_videos(featurestore.open(store_path), "synth", ["vid002"], MTL)[0]
+    f, y, m, p = WindowDataset([seq], 32, 16)[0]
+    out = torch.randn(1, 32, 22, requires_grad=True)
+    task.loss(out, y[None], m[None]).backward()
+    assert out.grad[..., :10].abs().sum() == 0 and out.grad[..., 10:].abs().sum() > 0
+    with torch.no_grad():
+        assert float(task.loss(out, y[None], m[None])) == pytest.approx(
+            task.weights[2] * float(MTL_TASK.loss(out, y[None], m[None])))
 
 
 def test_fused_sets_must_share_frames(store_path, tmp_path):
@@ -222,6 +271,8 @@ def test_mtl_on_the_command_line(store_path, tmp_path):
     assert "mtl fold 0 (full, synth): val score" in res.output and "(= va " in res.output
     saved = json.loads((tmp_path / MTL / "fold0" / "metrics.json").read_text())
     assert saved["val"]["au_frames"] > 0 and saved["val"]["va_frames"] > 0
+    assert saved["loss_weights"] == {"va": 1.0, "expr": 1.0, "au": 1.0}  # --mtl-loss sum
+    assert "each head at its best: va " in res.output
     # the multi-task submission: one file, every template frame (face or not), from the heads
     store = featurestore.open(store_path)
     videos = [v for v in store.videos() if store.split(v, "va") != "train"][:3]
