@@ -38,6 +38,7 @@ from encoders.training import (
     autocast,
     resolve_device,
     unwrap,
+    vit_layer_decay,
 )
 from featurestore.atomic import atomic_write_json
 from featurestore.outputs import check_output
@@ -74,6 +75,7 @@ class FinetuneConfig:
     dropout: float = 0.1
     label_smoothing: float = 0.0
     balanced_loss: bool = False  # weight classes by n / (8 * count): favours macro F1
+    layer_decay: float = 1.0  # pretrained encoder: block i at lr * layer_decay ** (depth - i)
     num_workers: int = 4
     seed: int = 0
     device: str = "auto"
@@ -96,6 +98,9 @@ class FinetuneConfig:
                                  f"{getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"FinetuneConfig.lr must be > 0, got {self.lr!r}")
+        if not 0 < self.layer_decay <= 1:
+            raise ValueError(f"FinetuneConfig.layer_decay must be in (0, 1], got "
+                             f"{self.layer_decay!r}")
         for name in ("max_frames_per_video", "max_val_frames_per_video", "max_steps"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -187,7 +192,7 @@ def _attach_epoch_end(trainer, cfg, model, optimizer, scheduler, val_loader, dev
     @trainer.on(Events.EPOCH_COMPLETED)
     def _epoch_end(engine: Engine) -> None:
         entry = {"epoch": engine.state.epoch, "loss": losses.take()[0],
-                 "lr": optimizer.param_groups[0]["lr"], **data_wait.epoch()}
+                 "lr": max(g["lr"] for g in optimizer.param_groups), **data_wait.epoch()}
         net = unwrap(model)
         if runtime.is_main:  # validation on rank 0 over the whole Validation_Set
             entry.update(evaluate(net, val_loader, device))
@@ -227,7 +232,9 @@ def finetune(cfg: FinetuneConfig, runtime: Runtime | None = None) -> dict[str, A
     out.mkdir(parents=True, exist_ok=True)  # after the inputs were found: a bad one writes nothing
     train_loader = runtime.prepare_loader(train_loader)
     steps = min(len(train_loader), cfg.max_steps or len(train_loader))
-    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
+    layer_scale = (vit_layer_decay(mae_cfg.depth, cfg.layer_decay)  # a from-scratch encoder: one LR
+                   if cfg.pretrained is not None and cfg.layer_decay < 1 else None)
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay, lr_scale=layer_scale)
     scheduler = warmup_cosine_scheduler(optimizer, cfg.warmup_epochs * steps, cfg.epochs * steps)
     weights = class_weights(train_loader.dataset.labels).to(device) if cfg.balanced_loss else None
 

@@ -51,14 +51,42 @@ def autocast(device: torch.device):
 
 
 def adamw(model: nn.Module, lr: float, weight_decay: float,
-          betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.AdamW:
-    """AdamW without weight decay on biases, norms and tokens (1-D parameters)."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
+          betas: tuple[float, float] = (0.9, 0.999),
+          lr_scale: Callable[[str], float] | None = None) -> torch.optim.AdamW:
+    """AdamW without weight decay on biases, norms and tokens (1-D parameters).
+
+    ``lr_scale`` (parameter name -> factor) gives parameters their own LR (``lr * factor``), one
+    group per (factor, decay) pair, e.g. :func:`vit_layer_decay`; None: two groups at ``lr``.
+    """
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 or p.shape[:2] == (1, 1) else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas)
+            no_decay = p.ndim <= 1 or p.shape[:2] == (1, 1)
+            scale = 1.0 if lr_scale is None else float(lr_scale(name))
+            groups.setdefault((scale, no_decay), []).append(p)
+    if lr_scale is None:  # the historical layout: [decay, no_decay] (resume states keep it)
+        groups = {k: groups.get(k, []) for k in ((1.0, False), (1.0, True))}
+    return torch.optim.AdamW([{"params": params, "lr": lr * scale,
+                               "weight_decay": 0.0 if no_decay else weight_decay}
+                              for (scale, no_decay), params in groups.items()], lr=lr, betas=betas)
+
+
+def vit_layer_decay(depth: int, decay: float) -> Callable[[str], float]:
+    """Layer-wise LR decay of ViT fine-tuning (BEiT, MAE): the head and the last norm at the full
+    LR, block ``i`` of ``depth`` at ``decay ** (depth - i)``, the patch embedding and the cls token
+    at ``decay ** (depth + 1)``. Names are those of an ``encoders.mae.ExprClassifier``."""
+
+    def scale(name: str) -> float:
+        parts = name.split(".")
+        if parts[0] != "encoder":
+            return 1.0  # the head
+        if parts[1] == "blocks":
+            return decay ** (depth - int(parts[2]))
+        if parts[1] in ("patch_embed", "cls_token", "pos_embed"):
+            return decay ** (depth + 1)
+        return 1.0  # the encoder's final norm
+
+    return scale
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -34,6 +34,7 @@ from jobs.pretrain import run_ray_train
 @click.option("--weight-decay", type=float)
 @click.option("--warmup-epochs", type=int)
 @click.option("--dropout", type=float)
+@click.option("--layer-decay", type=float, help="Layer-wise LR decay (1: one LR for all layers).")
 @click.option("--balanced-loss/--no-balanced-loss", default=None,
               help="Class-weighted cross-entropy (favours macro F1).")
 @click.option("--num-workers", type=int, help="DataLoader worker processes.")

@@ -196,3 +196,28 @@ def test_every_tiny_preset_gets_the_cpu_schedules(preset):
     fine = FinetuneConfig.for_preset(preset)
     assert (fine.batch_size, fine.lr, fine.warmup_epochs) == (64, 1e-3, 1)
     assert PretrainConfig.for_preset("vit_base").warmup_epochs == 40  # the paper's run unchanged
+
+
+def test_layer_decay_gives_lower_blocks_lower_learning_rates():
+    from encoders.presets import get_preset
+    from encoders.training import adamw, vit_layer_decay
+
+    model = ExprClassifier(get_preset("tiny", img_size=32))
+    opt = adamw(model, 1e-3, 0.05, lr_scale=vit_layer_decay(model.cfg.depth, 0.5))
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(lr_of) == len(named)  # every parameter in exactly one group
+    depth = model.cfg.depth
+    assert lr_of[id(named["head.1.weight"])] == pytest.approx(1e-3)
+    assert lr_of[id(named["encoder.norm.weight"])] == pytest.approx(1e-3)
+    for i in range(depth):
+        assert lr_of[id(named[f"encoder.blocks.{i}.attn.qkv.weight"])] == pytest.approx(
+            1e-3 * 0.5 ** (depth - i))
+    assert lr_of[id(named["encoder.patch_embed.proj.weight"])] == pytest.approx(
+        1e-3 * 0.5 ** (depth + 1))
+    assert wd_of[id(named["encoder.blocks.0.attn.qkv.bias"])] == 0.0
+    assert wd_of[id(named["encoder.blocks.0.attn.qkv.weight"])] == 0.05
+    plain = adamw(model, 1e-3, 0.05)  # no scale: the two historical groups at one LR
+    assert [g["weight_decay"] for g in plain.param_groups] == [0.05, 0.0]
+    assert {g["lr"] for g in plain.param_groups} == {1e-3}
