@@ -4,6 +4,9 @@ sequence heads (features -> valence/arousal, expression, action units), or one m
 
 The defaults are what ``make demo`` leaves in ``runs/demo``: the fine-tuned encoder
 ``encoders/finetune/best`` and the heads ``seqtrain/main/<task>/fold<K>``.
+
+A head trained with a per-video normalisation (``seqtrain fit --video-norm``, in its FitConfig)
+gets it here too, over the whole video given (offline: every frame of the video at once).
 """
 
 from __future__ import annotations
@@ -29,13 +32,21 @@ DEFAULT_HEADS = Path("runs/demo/seqtrain/main")
 
 @dataclass(frozen=True)
 class Heads:
-    """task -> (model, FitConfig) of the sequence heads, all reading features of ``in_dim``; or
-    ``{"mtl": (model, FitConfig)}``, one model with the three heads."""
+    """task -> (model, FitConfig) of the sequence heads, all reading features of ``in_dim`` (the
+    width before any per-video normalisation of a head); or ``{"mtl": (model, FitConfig)}``, one
+    model with the three heads."""
 
     models: dict
     in_dim: int
     features: str  # the feature set name the heads were trained on
     where: Path
+
+
+def _feature_dim(model, fit_cfg) -> int:
+    """Width of the features a head reads, before its per-video normalisation."""
+    from seqtrain.videonorm import source_dim
+
+    return source_dim(int(model.cfg.in_dim), fit_cfg.data.video_norm)
 
 
 def load_heads(heads: str | os.PathLike = DEFAULT_HEADS, fold: int = 0,
@@ -54,7 +65,7 @@ def load_heads(heads: str | os.PathLike = DEFAULT_HEADS, fold: int = 0,
         if fit_cfg.task != MTL:
             raise ValueError(f"{mtl}: checkpoint is for task {fit_cfg.task!r}, not {MTL!r} "
                              "(use --heads for single-task heads)")
-        return Heads({MTL: (model, fit_cfg)}, int(model.cfg.in_dim), fit_cfg.data.features, mtl)
+        return Heads({MTL: (model, fit_cfg)}, _feature_dim(model, fit_cfg), fit_cfg.data.features, mtl)
     heads = Path(heads)
     models, dims, sets = {}, set(), set()
     for task in TASKS:
@@ -66,7 +77,7 @@ def load_heads(heads: str | os.PathLike = DEFAULT_HEADS, fold: int = 0,
         if fit_cfg.task != task:
             raise ValueError(f"{folder}: checkpoint is for task {fit_cfg.task!r}, not {task!r}")
         models[task] = (model, fit_cfg)
-        dims.add(int(model.cfg.in_dim))
+        dims.add(_feature_dim(model, fit_cfg))
         sets.add(fit_cfg.data.features)
     if len(dims) != 1:
         raise ValueError(f"{heads}: the heads read features of different widths {sorted(dims)}")
@@ -75,9 +86,10 @@ def load_heads(heads: str | os.PathLike = DEFAULT_HEADS, fold: int = 0,
 
 def predict_outputs(heads: Heads, feats: np.ndarray, device: str = "cpu",
                     name: str = "video") -> dict[str, np.ndarray]:
-    """feats: (n, D) features of every frame -> ``{"va": (n, 2) in [-1, 1], "expr": (n, 8)
-    probabilities, "au": (n, 12) probabilities}``."""
-    from seqtrain.data import from_arrays
+    """feats: (n, D) features of every frame of one whole video -> ``{"va": (n, 2) in [-1, 1],
+    "expr": (n, 8) probabilities, "au": (n, 12) probabilities}``; each head's per-video
+    normalisation (its FitConfig's ``video_norm``) is applied over these n frames."""
+    from seqtrain.data import from_arrays, normalize_videos
     from seqtrain.evaluate import predict_frames
     from seqtrain.tasks import MTL_TASK
 
@@ -88,7 +100,8 @@ def predict_outputs(heads: Heads, feats: np.ndarray, device: str = "cpu",
     seqs = from_arrays({name: feats.astype(np.float32)})
     raws = {}
     for task, (model, cfg) in heads.models.items():
-        raw = predict_frames(model, seqs, cfg.data.window, cfg.data.stride, device=device)[name]  # (n, C)
+        normed = normalize_videos(seqs, cfg.data.video_norm)  # as the head was trained
+        raw = predict_frames(model, normed, cfg.data.window, cfg.data.stride, device=device)[name]  # (n, C)
         # one multi-task model: VA 2 | EXPR 8 | AU 12 outputs, split into its three heads
         raws.update({t: MTL_TASK.part(t, raw) for t in TASKS} if task == MTL else {task: raw})
     out = {}

@@ -22,6 +22,7 @@ from seqtrain.config import (
     FIT_TASKS,
     MODEL_PRESETS,
     MTL_LOSSES,
+    VIDEO_NORMS,
     FitConfig,
     flat_defaults,
 )
@@ -33,11 +34,13 @@ FIT_OPTIONS = {"fold": "fold", "store": "store", "features": "features", "preset
                "epochs": "epochs", "window": "window", "stride": "stride", "lr": "lr",
                "batch_size": "batch_size", "patience": "patience", "seed": "seed",
                "threads": "num_threads", "device": "device", "smooth": "smooth",
-               "mtl_loss": "mtl_loss"}
+               "mtl_loss": "mtl_loss", "video_norm": "video_norm"}
 FIT_FLAGS = {"no_tcn": "use_tcn", "no_transformer": "use_transformer"}  # flag on -> field False
 _DEFAULTS = flat_defaults()
 DEFAULT_PROBES = DEFAULT_RUNS.rsplit("/", 1)[0] + "/probe"  # `seqtrain probe` results
 FEATURES_HELP = "Feature set; several joined by commas (mae-ft,mae-pt) are concatenated per frame."
+VIDEO_NORM_HELP = ("Per-video normalisation of the features (offline: needs the whole video): "
+                   "none; center = minus the video's mean feature; both = [features, centred].")
 
 
 def _default(option: str):
@@ -76,6 +79,8 @@ def _require_store(store: str) -> None:
 @click.option("--device", default=_default("device"), show_default=True)
 @click.option("--smooth", type=int, default=_default("smooth"), show_default=True,
               help="Centred moving average over K frames of the predictions (0: off).")
+@click.option("--video-norm", type=click.Choice(VIDEO_NORMS), default=_default("video_norm"),
+              show_default=True, help=VIDEO_NORM_HELP)
 @click.option("--mtl-loss", type=click.Choice(MTL_LOSSES), default=_default("mtl_loss"),
               show_default=True, help=f"{MTL}: the plain sum of the three losses, or each weighted "
               "inversely to its gradient norm on the shared layers at initialisation.")
@@ -115,7 +120,9 @@ def fit(parallel: RunAll | None, task, fold, folds_opt, out, no_ray, **options) 
 @click.option("--features", default=_default("features"), show_default=True, help=FEATURES_HELP)
 @click.option("--out", default=DEFAULT_PROBES, show_default=True,
               help="Results land in OUT/<task>/fold<K>/metrics.json.")
-def probe(task, fold, store, features, out) -> None:
+@click.option("--video-norm", type=click.Choice(VIDEO_NORMS), default=_default("video_norm"),
+              show_default=True, help=VIDEO_NORM_HELP)
+def probe(task, fold, store, features, out, video_norm) -> None:
     """Per-frame linear probe baseline (ridge / logistic regression on standardised features)."""
     from seqtrain.probe import run_probe
     from seqtrain.trainer import load_fold
@@ -126,10 +133,12 @@ def probe(task, fold, store, features, out) -> None:
             train, val = load_fold(FitConfig.from_flat(task=t, fold=fold, store=store,
                                                        features=features))
             res = run_probe(t, train, val, Path(out) / t / f"fold{fold}", fold=fold,
-                            features=features)
+                            features=features, video_norm=video_norm)
         except (ValueError, FeatureStoreError) as err:
             raise click.ClickException(str(err)) from err
-        click.echo(f"{t} fold {fold} (linear probe, {features}): val score {res['val']['score']:.4f}")
+        norm = "" if video_norm == "none" else f", video norm {video_norm}"
+        click.echo(f"{t} fold {fold} (linear probe, {features}{norm}): val score "
+                   f"{res['val']['score']:.4f}")
 
 
 @click.command()

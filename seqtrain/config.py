@@ -3,7 +3,7 @@
 One training run is one composed tree, every default written once::
 
     FitConfig(task, fold, seed, device, num_threads, out, smooth,
-              data=DataConfig(store, features, window, stride, batch_size, jitter),
+              data=DataConfig(store, features, window, stride, batch_size, jitter, video_norm),
               optim=OptimConfig(lr, weight_decay, epochs, warmup_epochs, patience, mtl_loss),
               model=ModelSpec(preset, dropout, use_tcn, use_transformer))
 
@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from featurestore.abaw import MTL, TASKS
+from seqtrain.videonorm import VIDEO_NORMS
 
 __all__ = ["ModelConfig", "MODEL_PRESETS", "model_config", "ModelSpec", "DataConfig",
            "OptimConfig", "FitConfig", "FIT_TASKS", "MTL_LOSSES", "SMOOTH_CHOICES", "variant_name",
-           "flat_defaults", "DEFAULT_STORE", "DEFAULT_RUNS"]
+           "flat_defaults", "DEFAULT_STORE", "DEFAULT_RUNS", "VIDEO_NORMS"]
 
 DEFAULT_STORE = "runs/demo/store.zarr"  # where `make demo` writes its store
 DEFAULT_RUNS = "runs/demo/seqtrain/fit"  # runs land in <DEFAULT_RUNS>/<task>/fold<K>
@@ -161,7 +162,9 @@ class ModelSpec:
 @dataclass(frozen=True)
 class DataConfig:
     """What a run reads and how it cuts it into windows. ``features`` is one feature set or
-    several joined by commas (``mae-ft,mae-pt``): their vectors are concatenated per frame."""
+    several joined by commas (``mae-ft,mae-pt``): their vectors are concatenated per frame.
+    ``video_norm``: per-video normalisation of the (joined) features, one of
+    :data:`seqtrain.videonorm.VIDEO_NORMS` (whole-video mean; applied wherever the model runs)."""
 
     store: str = DEFAULT_STORE
     features: str = "mae-ft"
@@ -169,9 +172,13 @@ class DataConfig:
     stride: int = 200
     batch_size: int = 32
     jitter: bool = True  # random offset of the training window starts each epoch
+    video_norm: str = "none"  # "none" | "center" | "both" (seqtrain.videonorm)
 
     def __post_init__(self) -> None:
         _positive(self, "window", "stride", "batch_size")
+        if self.video_norm not in VIDEO_NORMS:
+            raise ValueError(f"DataConfig.video_norm must be one of {VIDEO_NORMS}, "
+                             f"got {self.video_norm!r}")
         if self.stride > self.window:
             raise ValueError(f"DataConfig.stride={self.stride} must be <= window={self.window}")
         sets = self.feature_sets

@@ -11,7 +11,7 @@ window of every video in order.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -19,10 +19,11 @@ from torch.utils.data import Dataset, Sampler
 
 from featurestore.sampler import WindowSampler, jittered_starts
 from seqtrain.tasks import get_task
+from seqtrain.videonorm import normalize_video
 from seqtrain.windows import window_index
 
-__all__ = ["VideoSeq", "from_arrays", "join_sets", "load_videos", "WindowDataset", "PlanOrder",
-           "jittered_starts"]
+__all__ = ["VideoSeq", "from_arrays", "join_sets", "load_videos", "normalize_videos", "WindowDataset",
+           "PlanOrder", "jittered_starts"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,12 @@ def load_videos(store, features: str | Sequence[str], videos: Sequence[str],
     spec = None if task is None else get_task(task)
     labels = None if spec is None else {v: spec.read_labels(store, v) for v in videos}
     return from_arrays(feats, labels)
+
+
+def normalize_videos(videos: Sequence[VideoSeq], video_norm: str) -> list[VideoSeq]:
+    """``videos`` with their features normalised per whole video
+    (:func:`seqtrain.videonorm.normalize_video`: ``none`` keeps them as they are); labels kept."""
+    return [replace(v, feats=normalize_video(v.feats, video_norm)) for v in videos]
 
 
 class WindowDataset(Dataset):

@@ -23,7 +23,7 @@ from featurestore.atomic import atomic_write
 from featurestore.errors import DataFormatError
 from featurestore.submission import check_submission
 from seqtrain.checkpoint import load_model
-from seqtrain.data import load_videos
+from seqtrain.data import load_videos, normalize_videos
 from seqtrain.evaluate import predict_frames
 from seqtrain.tasks import get_task
 from trainkit.checkpoint import CONFIG
@@ -87,6 +87,8 @@ def predict(task: str, checkpoint: str | os.PathLike, store: str | os.PathLike,
         raise ValueError(f"{template}: {len(missing)} template video(s) not in the store "
                          f"{store}: {missing[:5]}")
     seqs = load_videos(fs, features or fit_cfg.data.features, videos, None)
+    # the run's per-video normalisation travels with its config: applied as in training
+    seqs = normalize_videos(seqs, fit_cfg.data.video_norm)
     frames = predict_frames(model, seqs, fit_cfg.data.window, fit_cfg.data.stride, batch_size, device)
     trained, spec = get_task(fit_cfg.task), get_task(task)
     k = fit_cfg.smooth if smooth is None else smooth

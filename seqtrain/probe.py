@@ -5,6 +5,8 @@ Each valid frame is one sample; inputs are standardised with the training frames
 ``LogisticRegression`` with balanced class weights. AU: one balanced ``LogisticRegression`` per
 AU. Scores are the task's official per-frame metric on the validation frames, written as a
 ``metrics.json`` like a sequence run's (variant ``linear-probe``) so the report tables list it.
+``video_norm`` gives the probe the sequence model's per-video normalisation
+(:mod:`seqtrain.videonorm`), so both can be compared on the same inputs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
 from featurestore.atomic import atomic_write_json
-from seqtrain.data import VideoSeq
+from seqtrain.data import VideoSeq, normalize_videos
 from seqtrain.tasks import get_task
 
 __all__ = ["PROBE_VARIANT", "fit_probe", "probe_outputs", "run_probe"]
@@ -81,9 +83,11 @@ def probe_outputs(task: str, fitted, feats: np.ndarray) -> np.ndarray:
 
 def run_probe(task: str, train: Sequence[VideoSeq], val: Sequence[VideoSeq],
               out: str | os.PathLike | None = None, *, fold: int = 0, features: str = "",
-              seed: int = 0) -> dict[str, Any]:
-    """Fit on ``train``, score on ``val`` with the official metric; write ``out/metrics.json``."""
+              seed: int = 0, video_norm: str = "none") -> dict[str, Any]:
+    """Fit on ``train``, score on ``val`` with the official metric, both normalised per video
+    by ``video_norm``; write ``out/metrics.json``."""
     t = get_task(task)
+    train, val = normalize_videos(train, video_norm), normalize_videos(val, video_norm)
     fitted = fit_probe(task, train, seed)
     outs = np.concatenate([probe_outputs(task, fitted, v.feats[v.valid]) for v in val])
     labels = np.concatenate([v.labels[v.valid] for v in val])
@@ -91,9 +95,9 @@ def run_probe(task: str, train: Sequence[VideoSeq], val: Sequence[VideoSeq],
         raise ValueError(f"no valid {task} labels in the {len(val)} validation videos")
     scores = t.evaluate(outs, labels)
     result = {"task": task, "fold": fold, "features": features, "variant": PROBE_VARIANT,
-              "val": scores, "best_epoch": 0, "history": [], "finished": True,
+              "video_norm": video_norm, "val": scores, "best_epoch": 0, "history": [], "finished": True,
               "config": {"ridge_alpha": RIDGE_ALPHA, "logreg_C": LOGREG_C, "seed": seed,
-                         "max_train_frames": MAX_TRAIN_FRAMES}}
+                         "max_train_frames": MAX_TRAIN_FRAMES, "video_norm": video_norm}}
     if out is not None:
         atomic_write_json(Path(out) / "metrics.json", result)
     log.info("probe %s fold %d %s: %s %.4f", task, fold, features, t.metric_name, scores["score"])

@@ -29,12 +29,15 @@ MTL_NOTE = ("MTL rows: each head at its own best epoch (the run's best-<task>/, 
 
 
 def collect(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every metrics.json under ``run_dir`` (with its folder under the key "dir")."""
+    """Every metrics.json under ``run_dir`` (with its folder under the key "dir"); a run with a
+    per-video normalisation is listed under the features "<features>+<video_norm>"."""
     runs = []
     for path in sorted(Path(run_dir).rglob("metrics.json")):
         m = read_json(path)
         if "task" in m and "val" in m and "score" in m["val"]:
-            runs.append({**m, "dir": str(path.parent)})
+            norm = m.get("video_norm", "none")
+            features = m.get("features", "") if norm == "none" else f"{m.get('features', '')}+{norm}"
+            runs.append({**m, "features": features, "dir": str(path.parent)})
     return runs
 
 

@@ -25,7 +25,7 @@ from featurestore.atomic import atomic_write, atomic_write_json
 from featurestore.safeio import read_json
 from seqtrain.checkpoint import save_best
 from seqtrain.config import SMOOTH_CHOICES, FitConfig, ModelConfig
-from seqtrain.data import VideoSeq, WindowDataset, load_videos
+from seqtrain.data import VideoSeq, WindowDataset, load_videos, normalize_videos
 from seqtrain.evaluate import evaluate_videos, smoothing_scores
 from seqtrain.folds import fold_videos
 from seqtrain.model import SeqModel
@@ -67,7 +67,7 @@ def load_fold(cfg: FitConfig) -> tuple[list[VideoSeq], list[VideoSeq]]:
 def _results(cfg: FitConfig, book: dict[str, Any], task, finished: bool) -> dict[str, Any]:
     best = book["best"]
     res = {"task": cfg.task, "fold": cfg.fold, "features": cfg.data.features,
-           "variant": cfg.variant, "smooth": cfg.smooth, "val": best.get("val", {}),
+           "video_norm": cfg.data.video_norm, "variant": cfg.variant, "smooth": cfg.smooth, "val": best.get("val", {}),
            "best_epoch": best.get("epoch", 0), "smoothing": best.get("smoothing", {}),
            "history": book["history"], "config": cfg.to_dict(), "finished": finished}
     if isinstance(task, MultiTask):  # each head's own best epoch (best-<task>/) and the weights
@@ -178,6 +178,7 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
     """Train one run into ``cfg.out`` and return its metrics dict (also in metrics.json).
 
     data: (train videos, val videos) to use instead of reading ``cfg.data.store`` (tests, benchmarks).
+    Either way their features are normalised per video as ``cfg.data.video_norm`` says.
     on_epoch: called with the epoch number after each epoch's state is saved.
     """
     out = Path(cfg.out)
@@ -188,7 +189,8 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
             log.info("%s: finished run, returning its metrics", out)
             return done
     torch.set_num_threads(cfg.num_threads)
-    train, val = data if data is not None else load_fold(cfg)
+    train, val = (normalize_videos(part, cfg.data.video_norm)
+                  for part in (data if data is not None else load_fold(cfg)))
     task, model, opt, sched, ds, sampler, loader = _setup(cfg, train)
     engine = Engine(_make_step(task, model, opt, sched, cfg.device))
     book: dict[str, Any] = {"history": [], "best": {}, "bad": 0, "losses": [], "heads": {}}
