@@ -171,9 +171,10 @@ def run_pipeline(run: Path, size: DemoSize) -> dict[str, float]:
             p.stage(name)  # logs "already done"; no head needed
     else:
         _ray_stages(p, run, size, env)
-    p.stage("probe", *[[st, "probe", "--task", "all", "--fold", "0", "--store", str(store),
-                        "--features", name, "--out", str(seq / f"probe-{name}")]
-                       for name in ("mae-ft", "mae-pt")])
+    # the two probes at once: each fits its scikit-learn models on one core (same results)
+    p.parallel_stage("probe", [[st, "probe", "--task", "all", "--fold", "0", "--store", str(store),
+                                "--features", name, "--out", str(seq / f"probe-{name}")]
+                               for name in ("mae-ft", "mae-pt")], max_procs=2)
     p.stage("predict", *[[st, "predict", "--task", t, "--checkpoint", str(seq / "main" / t / "fold0"),
                           "--store", str(store), "--template", str(_template(data, t)),
                           "--out", str(run / "submissions" / f"{t}.csv")] for t in TASKS])
