@@ -1,7 +1,7 @@
 """The demo's ``ablation`` stage, run the way the demo runs it, against a finished demo run.
 
 ``--mode new``: today's stage (one ``seqtrain fit --seeds`` driver per row, the ``full`` row's
-seed 0 copied from main's fold 0). ``--mode old``: the stage before (one driver per row and
+seed 0 copied from main's fold 0, trained first, untimed). ``--mode old``: the stage before (one driver per row and
 seed, every run trained). Both train the mtl model and every row of ``jobs.demo.ABLATIONS`` on
 ``--ref``'s store with the demo's flags, on a fresh loopback Ray head, ``MAX_DRIVERS`` at once.
 Prints the wall time, the CPU seconds of the drivers and the head's processes (Ray workers
@@ -18,12 +18,11 @@ import argparse
 import glob
 import json
 import os
-import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
 
-from featurestore.abaw import TASKS
 from jobs import raylocal
 from jobs.demo import (
     ABLATIONS,
@@ -92,8 +91,6 @@ def main() -> None:
     args = ap.parse_args()
     run, size = args.out.resolve(), SIZES["demo"]
     seq = run / "seqtrain"
-    for task in TASKS:  # main's fold-0 runs (what fit-all leaves) and nothing else
-        shutil.copytree(args.ref / "seqtrain" / "main" / task / "fold0", seq / "main" / task / "fold0")
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     env.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     raylocal.start_head(run, dashboard_port=None)
@@ -103,8 +100,14 @@ def main() -> None:
               str(size.seq_epochs), "--lr", str(size.seq_lr), "--window", str(size.seq_window),
               "--stride", str(size.seq_stride), "--batch-size", str(size.seq_batch_size),
               "--patience", str(size.seq_patience)]
-    meter = CpuMeter({head.pgid, os.getsid(0)})
     try:
+        if args.mode == "new":  # main's fold-0 runs, what fit-all leaves (not timed); copying
+            # --ref's would not do: their config names --ref's store path: another run
+            subprocess.run([_exe("seqtrain"), "fit", "--task", "all", "--fold", "0", "--features",
+                            "mae-ft", "--out", str(seq / "main"), *common], check=True, env=env)
+        logs = f"{head.temp_dir}/session_latest/logs/python-core-worker-*.log"
+        workers = -len(glob.glob(logs))  # one log per Ray worker started
+        meter = CpuMeter({head.pgid, os.getsid(0)})
         meter.start()
         t0 = time.perf_counter()
         if args.mode == "new":
@@ -117,7 +120,7 @@ def main() -> None:
         meter.stop.set()
         meter.join()
         meter.sample()
-        workers = len(glob.glob(f"{head.temp_dir}/session_latest/logs/python-core-worker-*.log"))
+        workers += len(glob.glob(logs))
     finally:
         raylocal.stop_head(run)
     same = scores(run) == scores(args.ref)
