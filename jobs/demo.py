@@ -190,7 +190,8 @@ def _ray_stages(p: Pipeline, run: Path, size: DemoSize, env: dict[str, str]) -> 
     data, pack, store = run / "data", run / "frames.lmdb", run / "store.zarr"
     enc, seq = run / "encoders", run / "seqtrain"
     st, py = _exe("seqtrain"), sys.executable
-    raylocal.start_head(run, dashboard_port=None)
+    # idle workers kept: each concurrent `seqtrain fit` driver is a Ray job with its own workers
+    raylocal.start_head(run, dashboard_port=None, idle_workers=MAX_DRIVERS * (os.cpu_count() or 1))
     head = raylocal.read_head(run)
     env.update(head.client_env())
     env["RAY_ADDRESS"] = head.address  # drivers (seqtrain) join the head; `ray job submit` gets --address
