@@ -1,7 +1,8 @@
 """The demo's ``ablation`` stage, run the way the demo runs it, against a finished demo run.
 
 ``--mode new``: today's stage (one ``seqtrain fit --seeds`` driver per row, the ``full`` row's
-seed 0 copied from main's fold 0, trained first, untimed). ``--mode old``: the stage before (one driver per row and
+seed 0 copied from main's fold 0, trained first, untimed; the head keeps ``MAX_DRIVERS`` x CPUs
+idle workers). ``--mode old``: the stage before (one driver per row and
 seed, every run trained). Both train the mtl model and every row of ``jobs.demo.ABLATIONS`` on
 ``--ref``'s store with the demo's flags, on a fresh loopback Ray head, ``MAX_DRIVERS`` at once.
 Prints the wall time, the CPU seconds of the drivers and the head's processes (Ray workers
@@ -93,7 +94,8 @@ def main() -> None:
     seq = run / "seqtrain"
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     env.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    raylocal.start_head(run, dashboard_port=None)
+    idle = MAX_DRIVERS * (os.cpu_count() or 1) if args.mode == "new" else None  # as jobs.demo
+    raylocal.start_head(run, dashboard_port=None, idle_workers=idle)
     head = raylocal.read_head(run)
     env.update(head.client_env(), RAY_ADDRESS=head.address)
     common = ["--store", str(args.ref.resolve() / "store.zarr"), "--preset", "tiny", "--epochs",
