@@ -8,6 +8,7 @@ is recomputed, never stored: ``intended_labels(cfg, video_index)``.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
@@ -110,7 +111,8 @@ def _mapper(workers: int) -> Iterator[Callable]:
     if workers <= 1:
         yield lambda fn, items, chunksize=16: map(fn, items)
         return
-    with ProcessPoolExecutor(workers) as pool:
+    # spawn, not fork: the caller may hold threads (Ray, torch) that a forked child would inherit
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield lambda fn, items, chunksize=16: pool.map(fn, items, chunksize=chunksize)
 
 
@@ -118,12 +120,12 @@ def generate(out: str | os.PathLike, cfg: SynthConfig | None = None, *,
              progress: bool | None = None, workers: int | None = None) -> dict:
     """Write the synthetic dataset to ``out`` (atomically: a temp folder beside it, then rename).
 
-    ``workers``: processes drawing the faces (default: one per CPU). Every video and still face
+    ``workers``: processes drawing the frames and faces (default: one per CPU, at most 8). Every video and still face
     is pure in (seed, index), so the files are the same bytes for any number of workers.
     Returns a summary: videos per split, jpgs written, label lines, faces, seconds, out path.
     """
     cfg = cfg or SynthConfig()
-    workers = workers or os.cpu_count() or 1
+    workers = workers or min(8, os.cpu_count() or 1)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     out = Path(out).absolute()
