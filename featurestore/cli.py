@@ -45,8 +45,11 @@ def main(verbose: bool) -> None:
 @click.option("--expr-ramp", default=1.0, show_default=True,
               help="Expression onset/offset length scale: EXPR_RAMP*U(0.2,0.6) s (0: off).")
 @click.option("--no-temporal", is_flag=True, help="All four temporal settings 0 (the old data).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes drawing frames and faces (default: one per CPU, at most 8; same bytes "
+                   "for any).")
 def synth(out: str, videos: int, frames: int, seed: int, faces: int, lag: float, bursts: float,
-          motion_arousal: float, expr_ramp: float, no_temporal: bool) -> None:
+          motion_arousal: float, expr_ramp: float, no_temporal: bool, workers: int | None) -> None:
     """Write a synthetic dataset in the real Aff-Wild2 (and FER2013 / RAF-DB) layout to OUT."""
     from featurestore.synth import SynthConfig, generate
 
@@ -55,7 +58,7 @@ def synth(out: str, videos: int, frames: int, seed: int, faces: int, lag: float,
     try:
         summary = generate(out, SynthConfig(videos=videos, frames=frames, seed=seed, faces=faces,
                                             lag=lag, bursts=bursts, motion_arousal=motion_arousal,
-                                            expr_ramp=expr_ramp))
+                                            expr_ramp=expr_ramp), workers=workers)
     except (FeatureStoreError, ValueError, FileExistsError) as err:
         _fail(err)
     click.echo(json.dumps(summary, indent=2))

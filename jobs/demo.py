@@ -8,7 +8,8 @@ sequence trainers resume from checkpoints, extraction skips committed videos).
     python -m jobs.demo --run runs/demo [--size demo|smoke]
 
 The ablations (the paper's Table 5 plus a frame-level row) run on fold 0 over ``DemoSize.seeds``
-seeds, several ``seqtrain fit`` drivers at once on the same Ray head; ``seqtrain report`` prints
+seeds (one ``seqtrain fit --seeds`` driver per row; the ``full`` row's seed 0 is main's fold 0,
+copied, not trained twice), several drivers at once on the same Ray head; ``seqtrain report`` prints
 them as mean +- std (``seqtrain.ablation``). The same stage trains the multi-task model
 (``--task mtl``) on fold 0, whose rows the report prints under the single-task rows.
 """
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -80,7 +82,7 @@ ABLATIONS = {
     "frame-level": ("mae-ft", ["--no-tcn", "--no-transformer"]),  # the MLP head on each frame
     "no-finetune": ("mae-pt", []),  # without Expr fine-tuning of the encoder
 }
-MAX_DRIVERS = 4  # `seqtrain fit` drivers at once; each queues its 3 runs on the shared Ray head
+MAX_DRIVERS = 4  # `seqtrain fit` drivers at once; each queues its runs on the shared Ray head
 
 
 class Pipeline:
@@ -169,9 +171,10 @@ def run_pipeline(run: Path, size: DemoSize) -> dict[str, float]:
             p.stage(name)  # logs "already done"; no head needed
     else:
         _ray_stages(p, run, size, env)
-    p.stage("probe", *[[st, "probe", "--task", "all", "--fold", "0", "--store", str(store),
-                        "--features", name, "--out", str(seq / f"probe-{name}")]
-                       for name in ("mae-ft", "mae-pt")])
+    # the two probes at once: each fits its scikit-learn models on one core (same results)
+    p.parallel_stage("probe", [[st, "probe", "--task", "all", "--fold", "0", "--store", str(store),
+                                "--features", name, "--out", str(seq / f"probe-{name}")]
+                               for name in ("mae-ft", "mae-pt")], max_procs=2)
     p.stage("predict", *[[st, "predict", "--task", t, "--checkpoint", str(seq / "main" / t / "fold0"),
                           "--store", str(store), "--template", str(_template(data, t)),
                           "--out", str(run / "submissions" / f"{t}.csv")] for t in TASKS])
@@ -187,7 +190,8 @@ def _ray_stages(p: Pipeline, run: Path, size: DemoSize, env: dict[str, str]) -> 
     data, pack, store = run / "data", run / "frames.lmdb", run / "store.zarr"
     enc, seq = run / "encoders", run / "seqtrain"
     st, py = _exe("seqtrain"), sys.executable
-    raylocal.start_head(run, dashboard_port=None)
+    # idle workers kept: each concurrent `seqtrain fit` driver is a Ray job with its own workers
+    raylocal.start_head(run, dashboard_port=None, idle_workers=MAX_DRIVERS * (os.cpu_count() or 1))
     head = raylocal.read_head(run)
     env.update(head.client_env())
     env["RAY_ADDRESS"] = head.address  # drivers (seqtrain) join the head; `ray job submit` gets --address
@@ -217,6 +221,8 @@ def _ray_stages(p: Pipeline, run: Path, size: DemoSize, env: dict[str, str]) -> 
                   "--patience", str(size.seq_patience)]
         p.stage("fit-all", [st, "fit", "--task", "all", "--folds", "all", "--features", "mae-ft",
                             "--out", str(seq / "main")] + common)
+        if not p.done("ablation"):
+            reuse_main_runs(seq)
         p.parallel_stage("ablation", ablation_commands(st, seq, size, common), MAX_DRIVERS)
     finally:
         raylocal.stop_head(run)
@@ -225,13 +231,36 @@ def _ray_stages(p: Pipeline, run: Path, size: DemoSize, env: dict[str, str]) -> 
 def ablation_commands(st: str, seq: Path, size: DemoSize, common: list[str]) -> list[list[str]]:
     """The ``ablation`` stage's ``seqtrain fit`` drivers: first the multi-task model on fold 0
     (``seq/main/mtl/fold0``: its rows sit under the single-task rows of Table 1; one more driver
-    beside the others), then every ablation row over ``size.seeds`` seeds."""
+    beside the others), then one driver per ablation row over its ``size.seeds`` seeds
+    (``--seeds 0,1,2``: one Ray job whose workers serve all the row's runs; a driver per seed
+    paid Ray's job and worker start-up, torch imports included, three times as often)."""
     mtl = [st, "fit", "--task", "mtl", "--fold", "0", "--features", "mae-ft", "--seed",
            str(size.seed), "--out", str(seq / "main")] + common
+    seeds = ",".join(str(k) for k in range(size.seeds))
     return [mtl] + [
-        [st, "fit", "--task", "all", "--fold", "0", "--features", features, "--seed", str(k),
-         "--out", str(seq / "ablation" / name / f"seed{k}")] + flags + common
-        for k in range(size.seeds) for name, (features, flags) in ABLATIONS.items()]
+        [st, "fit", "--task", "all", "--fold", "0", "--features", features, "--seeds", seeds,
+         "--out", str(seq / "ablation" / name)] + flags + common
+        for name, (features, flags) in ABLATIONS.items()]
+
+
+def reuse_main_runs(seq: Path) -> list[Path]:
+    """Copy main's fold-0 runs (``fit-all``: mae-ft, full model, seed 0) to the ablation's
+    ``full/seed0/`` unless there: the same config, so the same run. ``seqtrain fit`` there
+    compares each copy's saved config with its own (all but the folder) and returns the copy's
+    metrics instead of training it again, or refuses a run of another config. Returns the
+    folders copied."""
+    copied = []
+    for task in TASKS:
+        src, dst = seq / "main" / task / "fold0", seq / "ablation" / "full" / "seed0" / task / "fold0"
+        if dst.exists() or not (src / "metrics.json").is_file():
+            continue
+        tmp = dst.with_name(f".{dst.name}.copying")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        tmp.rename(dst)  # whole or absent: an interrupted copy leaves only the temp folder
+        log.info("ablation full seed 0 %s = main %s fold 0 (same config): copied", task, task)
+        copied.append(dst)
+    return copied
 
 
 def _template(data: Path, task: str) -> Path:

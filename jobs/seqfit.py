@@ -20,6 +20,7 @@ from jobs.raylocal import ray_session
 from seqtrain.cli import make_cli
 from seqtrain.config import FitConfig
 from seqtrain.runner import check_runs, fit_from_dict, run_all
+from seqtrain.trainer import finished_run
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +29,25 @@ def run_parallel(cfgs: Sequence[FitConfig], *, num_cpus: int | None = None) -> l
     """Train every config, each as a Ray task; returns their metrics dicts in order. One run is
     trained in this process (no Ray needed)."""
     check_runs(cfgs)
-    if len(cfgs) <= 1:
+    done = {i: res for i, res in enumerate(map(finished_run, cfgs)) if res is not None}
+    todo = [c for i, c in enumerate(cfgs) if i not in done]  # finished runs need no Ray task
+    if len(todo) <= 1:
         return run_all(cfgs)
     with ray_session(num_cpus=num_cpus, log_to_driver=False) as ray:
         gpus = ray.cluster_resources().get("GPU", 0)
         refs = []
-        for cfg in cfgs:
+        for cfg in todo:
             want_gpu = cfg.device.startswith("cuda")
             if want_gpu and gpus < 1:
                 raise ValueError(f"run {cfg.out} asks for device {cfg.device!r} but the Ray "
                                  "cluster has no GPU")
             remote = ray.remote(fit_from_dict).options(
                 num_cpus=cfg.num_threads, num_gpus=1 if want_gpu else 0,
-                name=f"seqtrain-{cfg.task}-fold{cfg.fold}")
+                name=f"seqtrain-{cfg.task}-fold{cfg.fold}-seed{cfg.seed}")
             refs.append(remote.remote(cfg.to_dict()))
-        log.info("%d seqtrain runs submitted to Ray", len(refs))
-        return ray.get(refs)
+        log.info("%d seqtrain runs submitted to Ray (%d already finished)", len(refs), len(done))
+        trained = iter(ray.get(refs))
+        return [done[i] if i in done else next(trained) for i in range(len(cfgs))]
 
 
 main = make_cli(run_parallel)

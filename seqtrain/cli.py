@@ -74,6 +74,9 @@ def _require_store(store: str) -> None:
 @click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True)
 @click.option("--patience", type=int, default=_default("patience"), show_default=True)
 @click.option("--seed", type=int, default=_default("seed"), show_default=True)
+@click.option("--seeds", "seeds_opt", default=None, metavar="S1,S2,...",
+              help="Several seeds in one command (instead of --seed): runs land in "
+                   "OUT/seed<S>/<task>/fold<K>/.")
 @click.option("--threads", type=int, default=_default("threads"), show_default=True,
               help="Torch threads (and Ray CPUs) per run.")
 @click.option("--device", default=_default("device"), show_default=True)
@@ -86,15 +89,20 @@ def _require_store(store: str) -> None:
               "inversely to its gradient norm on the shared layers at initialisation.")
 @click.option("--no-ray", is_flag=True, help="Run sequentially in this process.")
 @click.pass_obj
-def fit(parallel: RunAll | None, task, fold, folds_opt, out, no_ray, **options) -> None:
-    """Train (or resume, or read back) runs of one or all tasks and folds."""
+def fit(parallel: RunAll | None, task, fold, folds_opt, out, no_ray, seeds_opt, **options) -> None:
+    """Train (or resume, or read back) runs of one or all tasks, folds and seeds."""
     _require_store(options["store"])
     tasks = ALL_TASKS if task == "all" else (task,)
     folds = range(5) if folds_opt == "all" else (fold,)
     flat = {FIT_OPTIONS[k]: v for k, v in options.items() if k in FIT_OPTIONS}
     flat.update({FIT_FLAGS[k]: not v for k, v in options.items() if k in FIT_FLAGS})
+    seeds = _seeds(seeds_opt)
+    if seeds is not None:
+        if click.get_current_context().get_parameter_source("seed").name != "DEFAULT":
+            raise click.UsageError("give --seed or --seeds, not both")
+        del flat["seed"]
     try:
-        cfgs = plan_runs(tasks, folds, out, **flat)
+        cfgs = plan_runs(tasks, folds, out, seeds, **flat)
     except ValueError as err:
         if isinstance(err, FeatureStoreError):  # e.g. --out overlapping --store: not a usage error
             raise
@@ -111,6 +119,20 @@ def fit(parallel: RunAll | None, task, fold, folds_opt, out, no_ray, **options) 
                    f"{res['val']['score']:.4f}{f' (= {parts})' if parts else ''} at epoch "
                    f"{res['best_epoch']}{f'; each head at its best: {heads}' if heads else ''}"
                    f" -> {cfg.out}")
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    """``--seeds 0,1,2`` -> [0, 1, 2] (None when not given); a usage error names a bad list."""
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a list of integers like 0,1,2",
+                                 param_hint="--seeds") from None
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise click.BadParameter(f"{text!r}: seeds must be distinct and >= 0", param_hint="--seeds")
+    return seeds
 
 
 @click.command()

@@ -22,14 +22,24 @@ RunAll = Callable[[Sequence[FitConfig]], list[dict[str, Any]]]  # configs -> met
 
 
 def plan_runs(tasks: Sequence[str], folds: Sequence[int], out: str | os.PathLike,
-              **flat: Any) -> list[FitConfig]:
-    """One FitConfig per (task, fold), each writing to ``out/<task>/fold<K>``; ``flat``: the
-    other fields by flat name (``window=100``, see ``FitConfig.from_flat``)."""
+              seeds: Sequence[int] | None = None, **flat: Any) -> list[FitConfig]:
+    """One FitConfig per (task, fold), each writing to ``out/<task>/fold<K>``; with ``seeds``,
+    one per (seed, task, fold) writing to ``out/seed<S>/<task>/fold<K>`` (one driver for a
+    seeded ablation row: its Ray workers serve all the row's runs). ``flat``: the other fields
+    by flat name (``window=100``, see ``FitConfig.from_flat``)."""
     from featurestore.outputs import check_output
 
     check_output(out, {"--store": flat.get("store")}, what="--out")
-    return [FitConfig.from_flat(task=t, fold=k, out=str(Path(out) / t / f"fold{k}"), **flat)
-            for t in tasks for k in folds]
+    if seeds is None:
+        return [FitConfig.from_flat(task=t, fold=k, out=str(Path(out) / t / f"fold{k}"), **flat)
+                for t in tasks for k in folds]
+    if "seed" in flat:
+        raise ValueError("give one seed or a list of seeds, not both")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+    return [FitConfig.from_flat(task=t, fold=k, seed=s,
+                                out=str(Path(out) / f"seed{s}" / t / f"fold{k}"), **flat)
+            for s in seeds for t in tasks for k in folds]
 
 
 def check_runs(cfgs: Sequence[FitConfig]) -> None:

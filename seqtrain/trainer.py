@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from trainkit.state import (
 )
 from trainkit.step import train_step
 
-__all__ = ["FitConfig", "fit", "load_fold"]
+__all__ = ["FitConfig", "finished_run", "fit", "load_fold"]
 
 log = logging.getLogger(__name__)
 STATE, METRICS, CURVE, EXAMPLE, BEST = "state.pt", "metrics.json", "curve.png", "val_example.npz", "best"
@@ -91,11 +92,13 @@ def _keep_heads(cfg: FitConfig, task: MultiTask, model: SeqModel, epoch: int,
 
 def _same_config(saved: dict[str, Any] | str | None, cfg: FitConfig) -> bool:
     """Whether a config saved by a run (dict, or its JSON; nested or the older flat form) is
-    ``cfg``."""
+    ``cfg``, wherever the run's folder is now: ``out`` says where a run is, not what it is, so a
+    run folder copied or moved elsewhere is still that run (the demo's ablation reuses main's
+    fold-0 runs this way)."""
     if isinstance(saved, str):
         saved = json.loads(saved)
     try:
-        return saved is not None and FitConfig.from_dict(saved) == cfg
+        return saved is not None and replace(FitConfig.from_dict(saved), out=cfg.out) == cfg
     except (TypeError, ValueError):
         return False
 
@@ -173,6 +176,18 @@ def _make_step(task, model, opt, sched, device: str) -> Callable:
     return train_step(loss_of, opt, sched)
 
 
+def finished_run(cfg: FitConfig) -> dict[str, Any] | None:
+    """The metrics dict of the finished run of ``cfg`` in ``cfg.out`` (what ``fit`` returns
+    without training), or None when that folder holds no finished run of this config."""
+    out = Path(cfg.out)
+    if not (out / METRICS).is_file():
+        return None
+    done = read_json(out / METRICS)
+    if done.get("finished") and _same_config(done.get("config"), cfg) and _same_network(out / BEST, cfg):
+        return done
+    return None
+
+
 def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] | None = None,
         on_epoch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train one run into ``cfg.out`` and return its metrics dict (also in metrics.json).
@@ -182,12 +197,10 @@ def fit(cfg: FitConfig, *, data: tuple[Sequence[VideoSeq], Sequence[VideoSeq]] |
     on_epoch: called with the epoch number after each epoch's state is saved.
     """
     out = Path(cfg.out)
-    if (out / METRICS).is_file():
-        done = read_json(out / METRICS)
-        if (done.get("finished") and _same_config(done.get("config"), cfg)
-                and _same_network(out / BEST, cfg)):
-            log.info("%s: finished run, returning its metrics", out)
-            return done
+    done = finished_run(cfg)
+    if done is not None:
+        log.info("%s: finished run, returning its metrics", out)
+        return done
     torch.set_num_threads(cfg.num_threads)
     train, val = (normalize_videos(part, cfg.data.video_norm)
                   for part in (data if data is not None else load_fold(cfg)))

@@ -85,7 +85,8 @@ def test_cli_options_are_the_config_tree():
     for flag, field in FIT_FLAGS.items():
         assert params[flag].is_flag and parsed[flag] is False and defaults[field] is True
     # every option is mapped to the tree, except those that choose which runs to plan
-    assert set(params) - set(FIT_OPTIONS) - set(FIT_FLAGS) == {"task", "folds_opt", "out", "no_ray"}
+    assert set(params) - set(FIT_OPTIONS) - set(FIT_FLAGS) == {"task", "folds_opt", "seeds_opt", "out",
+                                                                 "no_ray"}
     assert params["out"].default == DEFAULT_RUNS
     assert sorted(params["preset"].type.choices) == sorted(MODEL_PRESETS)
     assert list(params["task"].type.choices) == [*FIT_TASKS, "all"] and FIT_TASKS == (*TASKS, MTL)
@@ -98,3 +99,21 @@ def test_unknown_nested_field_is_named():
     d["data"]["windw"] = 3
     with pytest.raises(ValueError, match="windw"):
         FitConfig.from_dict(d)
+
+
+def test_seeds_plan_one_run_per_seed_task_and_fold(tmp_path):
+    from click.testing import CliRunner
+
+    from seqtrain.cli import fit
+    from seqtrain.runner import plan_runs
+
+    cfgs = plan_runs(("va", "au"), (0,), tmp_path / "row", [2, 0], store=str(tmp_path / "s.zarr"))
+    assert [(c.seed, c.task, c.out) for c in cfgs] == [
+        (s, t, str(tmp_path / "row" / f"seed{s}" / t / "fold0")) for s in (2, 0) for t in ("va", "au")]
+    with pytest.raises(ValueError, match="seeds"):
+        plan_runs(("va",), (0,), tmp_path / "row", [1, 1], store=str(tmp_path / "s.zarr"))
+    for args, message in ((["--seeds", "0,x"], "--seeds"), (["--seeds", "1,1"], "distinct"),
+                          (["--seeds", "0,1", "--seed", "3"], "not both")):
+        res = CliRunner().invoke(fit, ["--store", str(tmp_path), "--out", str(tmp_path / "o"), *args],
+                                 obj=None)
+        assert res.exit_code == 2 and message in res.output, res.output

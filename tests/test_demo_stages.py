@@ -35,7 +35,7 @@ def test_parallel_stage_failure_runs_the_rest_and_leaves_no_marker(tmp_path):
 
 def test_ablation_stage_trains_the_mtl_model_beside_the_rows(tmp_path):
     """One `seqtrain fit --task mtl` on fold 0 into seqtrain/main (Table 1), first, so it runs in
-    the first wave of drivers; then every ablation row once per seed."""
+    the first wave of drivers; then one driver per ablation row over all its seeds."""
     from click.testing import CliRunner
 
     from jobs.demo import ABLATIONS, ablation_commands
@@ -44,11 +44,36 @@ def test_ablation_stage_trains_the_mtl_model_beside_the_rows(tmp_path):
     size = SIZES["demo"]
     common = ["--store", str(tmp_path / "store.zarr"), "--preset", "tiny"]
     cmds = ablation_commands("seqtrain", tmp_path / "seqtrain", size, common)
-    assert len(cmds) == 1 + size.seeds * len(ABLATIONS)
+    assert len(cmds) == 1 + len(ABLATIONS)
+    for cmd, row in zip(cmds[1:], ABLATIONS, strict=True):
+        assert cmd[cmd.index("--seeds") + 1] == ",".join(map(str, range(size.seeds)))
+        assert cmd[cmd.index("--out") + 1] == str(tmp_path / "seqtrain" / "ablation" / row)
     mtl = cmds[0]
     assert mtl[:6] == ["seqtrain", "fit", "--task", "mtl", "--fold", "0"]
     assert mtl[mtl.index("--out") + 1] == str(tmp_path / "seqtrain" / "main")
     assert sum("mtl" in c for c in cmds) == 1 and all(c[-len(common):] == common for c in cmds)
     # the command line is one the real `seqtrain fit` parses (it stops at the missing store)
-    res = CliRunner().invoke(fit, mtl[2:], obj=None)
-    assert res.exit_code == 1 and "no feature store at" in res.output
+    for cmd in (mtl, cmds[1]):
+        res = CliRunner().invoke(fit, cmd[2:], obj=None)
+        assert res.exit_code == 1 and "no feature store at" in res.output
+
+
+def test_the_ablations_full_seed0_is_mains_fold0_copied(tmp_path):
+    """Main's fold-0 runs are copied whole into ablation/full/seed0 (seqtrain fit checks their
+    config there); a folder already there is left alone, and a missing main run is not faked."""
+    from jobs.demo import ABLATIONS, SIZES, reuse_main_runs
+
+    assert ABLATIONS["full"] == ("mae-ft", []) and SIZES["demo"].seed == 0  # = fit-all's runs
+    seq = tmp_path / "seqtrain"
+    for task in ("va", "expr"):
+        (seq / "main" / task / "fold0" / "best").mkdir(parents=True)
+        (seq / "main" / task / "fold0" / "metrics.json").write_text(f'{{"task": "{task}"}}')
+        (seq / "main" / task / "fold0" / "best" / "model.safetensors").write_text(task)
+    kept = seq / "ablation" / "full" / "seed0" / "expr" / "fold0"
+    kept.mkdir(parents=True)
+    copied = reuse_main_runs(seq)
+    assert copied == [seq / "ablation" / "full" / "seed0" / "va" / "fold0"]
+    assert (copied[0] / "best" / "model.safetensors").read_text() == "va"
+    assert list(kept.iterdir()) == [] and not (copied[0].parent.parent / "au").exists()
+    assert sorted(p.name for p in copied[0].parent.iterdir()) == ["fold0"]  # no temp left
+    assert reuse_main_runs(seq) == []

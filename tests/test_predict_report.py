@@ -102,10 +102,15 @@ def test_runs_in_parallel_on_ray(setup, tmp_path):
     from seqtrain.runner import plan_runs
 
     root, _ = setup
-    cfgs = plan_runs(("va", "expr"), (0,), tmp_path / "ray", store=str(root / "store.zarr"),
-                     features="synth", preset="tiny", epochs=1, window=32, stride=16, lr=3e-3,
-                     batch_size=8)
+    flat = dict(store=str(root / "store.zarr"), features="synth", preset="tiny", epochs=1,
+                window=32, stride=16, lr=3e-3, batch_size=8)
+    cfgs = plan_runs(("va", "expr"), (0,), tmp_path / "ray", **flat)
     results = run_parallel(cfgs, num_cpus=2)
     assert [r["task"] for r in results] == ["va", "expr"]
     for cfg in cfgs:
         assert (tmp_path / "ray" / cfg.task / "fold0" / "metrics.json").is_file()
+    # finished runs are read back in the driver, in order; the one left trains there (no Ray)
+    more = plan_runs(("va", "au", "expr"), (0,), tmp_path / "ray", **flat)
+    again = run_parallel(more, num_cpus=2)
+    assert [r["task"] for r in again] == ["va", "au", "expr"]
+    assert [again[0]["val"], again[2]["val"]] == [r["val"] for r in results]

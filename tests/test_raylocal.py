@@ -22,7 +22,7 @@ RAY = str(Path(sys.executable).parent / "ray")
 def head(tmp_path_factory):
     # A run folder of any length works: Ray's sockets live in a short folder under /tmp.
     run = tmp_path_factory.mktemp("rayhead") / ("a-long-run-folder-name" * 6)
-    address = raylocal.start_head(run, num_cpus=2, dashboard_port=None)
+    address = raylocal.start_head(run, num_cpus=2, dashboard_port=None, idle_workers=5)
     try:
         yield run, address, raylocal.read_head(run)
     finally:
@@ -147,6 +147,24 @@ def test_heads_of_dead_owners_are_swept_and_live_ones_never(head, tmp_path):
 
 
 @pytest.mark.ray
+def test_the_raylet_is_told_how_many_idle_workers_to_keep(head, tmp_path):
+    """Ray reads ``RAY_num_workers_soft_limit`` from the raylet's environment."""
+    from jobs.raylocal.procs import group_pids
+
+    _, _, info = head
+    environ = {}
+    for pid in group_pids(info.pgid):
+        try:
+            cmd, env = (Path(f"/proc/{pid}/{n}").read_bytes() for n in ("cmdline", "environ"))
+        except OSError:
+            continue
+        if b"raylet/raylet" in cmd:
+            environ = dict(e.split(b"=", 1) for e in env.split(b"\0") if b"=" in e)
+    assert environ.get(b"RAY_num_workers_soft_limit") == b"5"
+    with pytest.raises(ValueError, match="idle_workers"):
+        raylocal.start_head(tmp_path, idle_workers=0)
+
+
 def test_stop_head_ends_every_process_of_the_head(head):
     run, _, info = head
     assert raylocal.stop_head(run) is True

@@ -119,3 +119,24 @@ def test_bad_fit_config_names_field():
         FitConfig.from_flat(task="va", window=10, stride=20)
     with pytest.raises(ValueError, match="task"):
         FitConfig(task="valence")
+
+
+def test_a_copied_run_folder_is_the_same_run(store_path, tmp_path):
+    """``out`` says where a run is, not what it is: a finished run copied to another folder is
+    returned there without training (the demo's ablation reuses main's fold-0 runs so); a copy
+    under another config is refused, not overwritten."""
+    import shutil
+
+    from seqtrain.trainer import finished_run
+
+    first = fit(cfg_for("va", store_path, tmp_path / "a", epochs=1))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    mtime = (tmp_path / "b" / "state.pt").stat().st_mtime_ns
+    cfg = cfg_for("va", store_path, tmp_path / "b", epochs=1)
+    assert finished_run(cfg) == first
+    assert fit(cfg)["val"] == first["val"]
+    assert (tmp_path / "b" / "state.pt").stat().st_mtime_ns == mtime
+    other = cfg_for("va", store_path, tmp_path / "b", epochs=1, seed=1)
+    assert finished_run(other) is None
+    with pytest.raises(ValueError, match="another config"):
+        fit(other)

@@ -30,7 +30,7 @@ TINY = SynthConfig(videos=5, frames=60, faces=40, seed=3)
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("synth") / "data"
-    return out, generate(out, TINY, progress=False)
+    return out, generate(out, TINY, progress=False, workers=2)  # a process pool
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
@@ -38,9 +38,10 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 def test_same_config_gives_identical_bytes(tiny, tmp_path):
+    """Also whatever the number of worker processes (the fixture's tree was drawn by 2)."""
     out, _ = tiny
     again = tmp_path / "again"
-    generate(again, TINY, progress=False)
+    generate(again, TINY, progress=False, workers=1)
     assert _tree_bytes(out) == _tree_bytes(again)
     other = tmp_path / "other"
     generate(other, SynthConfig(videos=5, frames=60, faces=0, seed=4), progress=False)

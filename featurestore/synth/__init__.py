@@ -8,12 +8,17 @@ is recomputed, never stored: ``intended_labels(cfg, video_index)``.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +100,34 @@ def _prepare_out(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
 
 
+def _write_plan(root: Path, cfg: SynthConfig, plan: VideoPlan) -> int:
+    return write_video(root, cfg, intended_video(cfg, plan))
+
+
+@contextmanager
+def _mapper(workers: int) -> Iterator[Callable]:
+    """``map_(fn, items, chunksize=16)``: the builtin ``map`` for one worker, else the ordered
+    ``map`` of a pool of ``workers`` processes."""
+    if workers <= 1:
+        yield lambda fn, items, chunksize=16: map(fn, items)
+        return
+    # spawn, not fork: the caller may hold threads (Ray, torch) that a forked child would inherit
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield lambda fn, items, chunksize=16: pool.map(fn, items, chunksize=chunksize)
+
+
 def generate(out: str | os.PathLike, cfg: SynthConfig | None = None, *,
-             progress: bool | None = None) -> dict:
+             progress: bool | None = None, workers: int | None = None) -> dict:
     """Write the synthetic dataset to ``out`` (atomically: a temp folder beside it, then rename).
 
+    ``workers``: processes drawing the frames and faces (default: one per CPU, at most 8). Every video and still face
+    is pure in (seed, index), so the files are the same bytes for any number of workers.
     Returns a summary: videos per split, jpgs written, label lines, faces, seconds, out path.
     """
     cfg = cfg or SynthConfig()
+    workers = workers or min(8, os.cpu_count() or 1)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
     out = Path(out).absolute()
     _prepare_out(out)
     t0 = time.perf_counter()
@@ -109,11 +135,12 @@ def generate(out: str | os.PathLike, cfg: SynthConfig | None = None, *,
     show = sys.stderr.isatty() if progress is None else progress
     try:
         plans = plan_videos(cfg)
-        frames = 0
-        for plan in tqdm(plans, desc="synth videos", unit="video", disable=not show):
-            frames += write_video(tmp / "affwild2", cfg, intended_video(cfg, plan))
-        write_test_files(tmp / "affwild2", plans)
-        faces = write_facesets(tmp / "faces", cfg)
+        with _mapper(workers) as map_:
+            done = map_(partial(_write_plan, tmp / "affwild2", cfg), plans, chunksize=1)
+            frames = sum(tqdm(done, total=len(plans), desc="synth videos", unit="video",
+                              disable=not show))
+            write_test_files(tmp / "affwild2", plans)
+            faces = write_facesets(tmp / "faces", cfg, map_=map_)
         if out.exists():
             out.rmdir()  # empty (checked above): rename needs the name free
         os.rename(tmp, out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -240,29 +241,40 @@ def still_face(cfg: SynthConfig, kind: int, i: int) -> tuple[np.ndarray, int]:
     return draw_face(p, rng), expr
 
 
-def write_facesets(root: Path, cfg: SynthConfig, progress=lambda it: it) -> dict[str, int]:
-    """FER2013 csv (48x48 grey) and RAF-DB basic (100x100 aligned jpgs), ``cfg.faces`` in all."""
+def _fer_line(cfg: SynthConfig, n_fer: int, i: int) -> str:
+    """Row ``i`` of the FER2013 csv (pure in cfg.seed and i)."""
+    img, expr = still_face(cfg, 0, i)
+    grey = np.asarray(Image.fromarray(img).convert("L").resize((48, 48), Image.Resampling.BOX))
+    usage = "Training" if i < 0.8 * n_fer else ("PublicTest" if i < 0.9 * n_fer else "PrivateTest")
+    return f"{FER_OF_EXPR[expr]},{' '.join(map(str, grey.ravel().tolist()))},{usage}"
+
+
+def _raf_face(cfg: SynthConfig, i: int) -> tuple[bytes, int]:
+    """RAF-DB face ``i``: its 100x100 aligned jpg and its RAF-DB class (pure in cfg.seed and i)."""
+    img, expr = still_face(cfg, 1, i)
+    small = np.asarray(Image.fromarray(img).resize((100, 100), Image.Resampling.BOX))
+    return _jpeg(small), RAF_OF_EXPR[expr]
+
+
+def write_facesets(root: Path, cfg: SynthConfig, progress=lambda it: it,
+                   map_=map) -> dict[str, int]:
+    """FER2013 csv (48x48 grey) and RAF-DB basic (100x100 aligned jpgs), ``cfg.faces`` in all.
+    ``map_``: how the faces are drawn (``map``, or a process pool's ordered ``map``: every face
+    is pure in its index, so the files are the same bytes)."""
     n_fer = cfg.faces // 2
     n_raf = cfg.faces - n_fer
     fer = root / "fer2013"
     fer.mkdir(parents=True)
-    lines = ["emotion,pixels,Usage"]
-    for i in progress(range(n_fer)):
-        img, expr = still_face(cfg, 0, i)
-        grey = np.asarray(Image.fromarray(img).convert("L").resize((48, 48), Image.Resampling.BOX))
-        usage = "Training" if i < 0.8 * n_fer else ("PublicTest" if i < 0.9 * n_fer else "PrivateTest")
-        lines.append(f"{FER_OF_EXPR[expr]},{' '.join(map(str, grey.ravel().tolist()))},{usage}")
+    lines = ["emotion,pixels,Usage", *progress(map_(partial(_fer_line, cfg, n_fer), range(n_fer)))]
     (fer / "fer2013.csv").write_text("\n".join(lines) + "\n")
     raf = root / "rafdb" / "basic"
     (raf / "EmoLabel").mkdir(parents=True)
     (raf / "Image" / "aligned").mkdir(parents=True)
     n_train = int(round(0.8 * n_raf))
     labels = []
-    for i in progress(range(n_raf)):
-        img, expr = still_face(cfg, 1, i)
+    for i, (jpg, label) in enumerate(progress(map_(partial(_raf_face, cfg), range(n_raf)))):
         stem = f"train_{i + 1:05d}" if i < n_train else f"test_{i - n_train + 1:04d}"
-        small = np.asarray(Image.fromarray(img).resize((100, 100), Image.Resampling.BOX))
-        (raf / "Image" / "aligned" / f"{stem}_aligned.jpg").write_bytes(_jpeg(small))
-        labels.append(f"{stem}.jpg {RAF_OF_EXPR[expr]}\n")
+        (raf / "Image" / "aligned" / f"{stem}_aligned.jpg").write_bytes(jpg)
+        labels.append(f"{stem}.jpg {label}\n")
     (raf / "EmoLabel" / "list_patition_label.txt").write_text("".join(labels))
     return {"fer2013": n_fer, "rafdb": n_raf}

@@ -156,20 +156,26 @@ def sweep_orphan_heads(base: str | os.PathLike = _SHORT_TEMP_BASE) -> list[Path]
 
 def start_head(
     run_dir: str | os.PathLike, num_cpus: int | None = None, dashboard_port: int | None = 8265,
-    owner_pid: int | None = None,
+    owner_pid: int | None = None, idle_workers: int | None = None,
 ) -> str:
     """Start a loopback-only Ray head with the dashboard/job server; returns its GCS address.
 
     Every port is bound to 127.0.0.1 and every process joins one process group, which
     `stop_head` signals. ``dashboard_port=None`` (or 0) picks a free port. ``owner_pid`` (default:
     this process) is the process the head belongs to: once it is gone, the next `start_head` on
-    this machine stops the head (`sweep_orphan_heads`). Raises RuntimeError when the dashboard
-    port is taken or ``ray start`` fails (its output is in the message).
+    this machine stops the head (`sweep_orphan_heads`). ``idle_workers``: how many idle workers
+    the raylet keeps (Ray's ``num_workers_soft_limit``; default its CPU count). A worker serves
+    one job, so with several drivers at once the default makes the raylet kill one job's idle
+    workers while another's tasks run, and each of the demo's sequence runs started a new worker
+    (torch imported again). Raises RuntimeError when the dashboard port is taken or ``ray start``
+    fails (its output is in the message).
     """
     run_dir = Path(run_dir)
     sweep_orphan_heads()  # heads a killed owner left running (logged as they are stopped)
     if num_cpus is not None and num_cpus < 1:
         raise ValueError(f"num_cpus must be >= 1, got {num_cpus!r}")
+    if idle_workers is not None and idle_workers < 1:
+        raise ValueError(f"idle_workers must be >= 1, got {idle_workers!r}")
     if head_file(run_dir).exists() and head_alive(read_head(run_dir)):
         raise RuntimeError(f"{head_file(run_dir)}: a head is already running for this run folder")
     if not dashboard_port:
@@ -195,6 +201,8 @@ def start_head(
     if num_cpus is not None:
         cmd.append(f"--num-cpus={num_cpus}")
     env = local_env({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)})
+    if idle_workers is not None:
+        env["RAY_num_workers_soft_limit"] = str(idle_workers)  # read by the raylet at start
     log.info("starting Ray head: %s", shlex.join(cmd))
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
