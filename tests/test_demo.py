@@ -2,7 +2,7 @@
 
 One run of ``python -m jobs.demo --size demo`` (synthetic data -> pack -> ingest -> MAE
 pretraining -> fine-tuning -> Ray extraction of mae-pt and mae-ft -> 15 seqtrain runs + 5
-ablation rows x 3 seeds on fold 0 -> probes -> predict -> report; 25 minutes on 2 loaded cores). The test checks that every artefact exists, that
+ablation rows x 3 seeds on fold 0 -> probes -> predict -> report; about 14 minutes on 2 idle cores). The test checks that every artefact exists, that
 every task scores clearly above chance (mean over the folds), and that a second run resumes (every
 stage skipped) instead of starting over.
 """
