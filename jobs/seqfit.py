@@ -31,8 +31,9 @@ def run_parallel(cfgs: Sequence[FitConfig], *, num_cpus: int | None = None) -> l
     check_runs(cfgs)
     done = {i: res for i, res in enumerate(map(finished_run, cfgs)) if res is not None}
     todo = [c for i, c in enumerate(cfgs) if i not in done]  # finished runs need no Ray task
-    if len(todo) <= 1:
-        return run_all(cfgs)
+    if len(todo) <= 1:  # at most one to train: here, without Ray
+        trained = iter(run_all(todo))
+        return [done[i] if i in done else next(trained) for i in range(len(cfgs))]
     with ray_session(num_cpus=num_cpus, log_to_driver=False) as ray:
         gpus = ray.cluster_resources().get("GPU", 0)
         refs = []

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from featurestore.abaw import MTL, TASKS
-from seqtrain.videonorm import VIDEO_NORMS
+from seqtrain.videonorm import VIDEO_NORMS, check_video_norm
 
 __all__ = ["ModelConfig", "MODEL_PRESETS", "model_config", "ModelSpec", "DataConfig",
            "OptimConfig", "FitConfig", "FIT_TASKS", "MTL_LOSSES", "SMOOTH_CHOICES", "variant_name",
@@ -176,9 +176,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "window", "stride", "batch_size")
-        if self.video_norm not in VIDEO_NORMS:
-            raise ValueError(f"DataConfig.video_norm must be one of {VIDEO_NORMS}, "
-                             f"got {self.video_norm!r}")
+        check_video_norm(self.video_norm)
         if self.stride > self.window:
             raise ValueError(f"DataConfig.stride={self.stride} must be <= window={self.window}")
         sets = self.feature_sets
