@@ -35,7 +35,8 @@ def code_version() -> str:
         return "unknown"
 
 
-POOLING = "mean of normed patch tokens, no masking"
+POOLING = {"mean": "mean of normed patch tokens, no masking",
+           "tokens": "normed patch tokens concatenated in patch order (row-major), no masking"}
 
 
 def encoder_provenance(checkpoint_dir: str | os.PathLike) -> dict[str, Any]:
@@ -56,8 +57,8 @@ def encoder_provenance(checkpoint_dir: str | os.PathLike) -> dict[str, Any]:
                           "pixels": "RGB in [0, 1], bilinear (antialiased) resize to input_size, "
                                     "then (x - mean) / std"},
         "stage": STAGES[found.kind],
-        "dim": cfg.embed_dim,
-        "pooling": POOLING,
+        "dim": cfg.feature_dim,
+        "pooling": POOLING[cfg.readout],
         "code_version": code_version(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
@@ -67,8 +68,9 @@ class FrameEncoder:
     """Encode face frames with a checkpoint of either stage.
 
     frames in: uint8 RGB (H, W, 3) (any size; resized to the checkpoint's ``img_size``);
-    features out: (n, D) float32, D = ``self.dim``: the mean of the encoder's normed patch
-    tokens without masking (the same for both stages; a fine-tuned head is not used).
+    features out: (n, D) float32, D = ``self.dim``: the encoder's normed patch tokens without
+    masking, read out as the checkpoint's ``readout`` says (their mean, or all of them side by
+    side), the same for both stages; a fine-tuned head is not used.
 
     ``decode_workers`` threads read, decode and preprocess the next batches during the forward
     (default: 1 on CPU, where torch's threads own the cores; on CUDA the process's torch thread
@@ -105,7 +107,7 @@ class FrameEncoder:
 
     @property
     def dim(self) -> int:
-        return self.cfg.embed_dim
+        return self.cfg.feature_dim
 
     @property
     def provenance(self) -> dict[str, Any]:

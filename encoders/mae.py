@@ -116,8 +116,11 @@ class MAEEncoder(nn.Module):
         return self.norm(x), mask, ids_restore
 
     def embed(self, imgs: torch.Tensor) -> torch.Tensor:
-        """imgs: (N, C, H, W) -> (N, D): mean of the normed patch tokens, no masking."""
+        """imgs: (N, C, H, W) -> (N, F), no masking: the normed patch tokens read out as
+        ``cfg.readout`` says (F = ``cfg.feature_dim``: D for their mean, L*D for all of them)."""
         tokens, _, _ = self(imgs, 0.0)  # (N, 1+L, D)
+        if self.cfg.readout == "tokens":
+            return tokens[:, 1:].flatten(1)  # (N, L*D), patch order
         return tokens[:, 1:].mean(dim=1)  # (N, D)
 
 
@@ -184,7 +187,7 @@ class MaskedAutoencoder(nn.Module):
         return self.forward_loss(imgs, pred, mask), pred, mask
 
     def embed(self, imgs: torch.Tensor) -> torch.Tensor:
-        """imgs: (N, C, H, W) -> (N, D) pooled features of the unmasked image."""
+        """imgs: (N, C, H, W) -> (N, F) features of the unmasked image (F = cfg.feature_dim)."""
         return self.encoder.embed(imgs)
 
 
@@ -196,11 +199,11 @@ class ExprClassifier(nn.Module):
         self.cfg = cfg
         self.encoder = MAEEncoder(cfg)
         self.head = nn.Sequential(nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
-                                  nn.Linear(cfg.embed_dim, num_classes))
+                                  nn.Linear(cfg.feature_dim, num_classes))
         self.apply(_init_weights)
 
     def embed(self, imgs: torch.Tensor) -> torch.Tensor:
-        """imgs: (N, C, H, W) -> (N, D)."""
+        """imgs: (N, C, H, W) -> (N, F), F = ``cfg.feature_dim``."""
         return self.encoder.embed(imgs)
 
     def forward(self, imgs: torch.Tensor) -> torch.Tensor:

@@ -25,9 +25,10 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from encoders.presets import PRESETS
 from featurestore.abaw import TASKS
 from featurestore.atomic import atomic_write_json
 
@@ -60,9 +61,18 @@ class DemoSize:
     seq_patience: int = 10
     seed: int = 0
     seeds: int = 3  # seeds of every ablation row
+    # The MAE preset of both encoder stages. `tiny_tok` (all patch tokens read out) lifts Expr
+    # and AU on fold 0 but loses VA on every fold and costs 2.7x in fit-all (README,
+    # "Pretraining without fine-tuning"), so the demo keeps `tiny`.
+    encoder_preset: str = "tiny"
 
     def __post_init__(self) -> None:
+        if self.encoder_preset not in PRESETS:
+            raise ValueError(f"DemoSize.encoder_preset must be one of {sorted(PRESETS)}, "
+                             f"got {self.encoder_preset!r}")
         for field, value in asdict(self).items():
+            if field == "encoder_preset":
+                continue
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"DemoSize.{field} must be a non-negative number, got {value!r}")
 
@@ -148,10 +158,31 @@ def _exe(name: str) -> str:
     return str(path) if path.exists() else name
 
 
+def _check_size(run: Path, size: DemoSize) -> None:
+    """Record the size in ``run/demo.json``; refuse a run folder made with another size, whose
+    finished stages would otherwise be skipped and mixed with this size's."""
+    path = run / "demo.json"
+    want = asdict(size)
+    if path.is_file():
+        try:
+            have = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path}: unreadable ({err}); remove it only if {run} is a demo "
+                             f"run folder of this size") from None
+        diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+        if diff:
+            raise ValueError(f"{run} holds a demo run of another size (differs in "
+                             f"{', '.join(f'{k}: {have.get(k)!r} there, {want.get(k)!r} now' for k in diff)}); "
+                             f"use another --run folder")
+        return
+    atomic_write_json(path, want)
+
+
 def run_pipeline(run: Path, size: DemoSize) -> dict[str, float]:
     """Run every stage of the demo into ``run``; returns seconds per stage."""
     run = run.resolve()
     run.mkdir(parents=True, exist_ok=True)
+    _check_size(run, size)
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     env.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback unless told otherwise
     p = Pipeline(run, size, env)
@@ -199,7 +230,8 @@ def _ray_stages(p: Pipeline, run: Path, size: DemoSize, env: dict[str, str]) -> 
         submit = [_exe("ray"), "job", "submit", "--address", head.dashboard_url,
                   "--working-dir", str(REPO), "--"]
         p.stage("pretrain", submit + [py, "jobs/pretrain.py", "--faces", str(data / "faces"),
-                                      "--preset", "tiny", "--epochs", str(size.pretrain_epochs),
+                                      "--preset", size.encoder_preset,
+                                      "--epochs", str(size.pretrain_epochs),
                                       "--img-size", str(size.img_size),
                                       "--out", str(enc / "pretrain")])
         p.stage("finetune", submit + [py, "jobs/finetune.py", "--affwild2", str(data / "affwild2"),
@@ -280,11 +312,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, default=Path("runs/demo"), help="run folder")
     parser.add_argument("--size", choices=sorted(SIZES), default="demo")
+    parser.add_argument("--encoder-preset", choices=sorted(PRESETS), default=None,
+                        help="MAE preset of both encoder stages (default: the size's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s demo %(message)s", datefmt="%H:%M:%S")
     t0 = time.perf_counter()
     try:
-        run_pipeline(args.run, SIZES[args.size])
+        size = SIZES[args.size]
+        if args.encoder_preset is not None:
+            size = replace(size, encoder_preset=args.encoder_preset)
+        run_pipeline(args.run, size)
     except Exception as err:  # the CLI error contract (featurestore.clierrors): one line, exit 1
         if os.environ.get("AFFSTORE_TRACEBACK") == "1":
             raise

@@ -77,3 +77,22 @@ def test_the_ablations_full_seed0_is_mains_fold0_copied(tmp_path):
     assert list(kept.iterdir()) == [] and not (copied[0].parent.parent / "au").exists()
     assert sorted(p.name for p in copied[0].parent.iterdir()) == ["fold0"]  # no temp left
     assert reuse_main_runs(seq) == []
+
+
+def test_a_run_folder_of_another_size_is_refused(tmp_path):
+    """demo.json records the size; another size (e.g. another encoder preset) in the same folder
+    would skip the finished stages and mix two runs, so the CLI refuses it in one line."""
+    from dataclasses import replace
+
+    from jobs.demo import _check_size, main
+
+    _check_size(tmp_path, SIZES["demo"])
+    _check_size(tmp_path, SIZES["demo"])  # the same size resumes
+    other = replace(SIZES["demo"], encoder_preset="tiny_p8")
+    with pytest.raises(ValueError, match="encoder_preset: 'tiny' there, 'tiny_p8' now"):
+        _check_size(tmp_path, other)
+    with pytest.raises(SystemExit, match="^error: .*another size.*seq_epochs"):
+        main(["--run", str(tmp_path), "--size", "smoke"])
+    assert not (tmp_path / "stages").exists()  # refused before any stage ran
+    with pytest.raises(ValueError, match="encoder_preset"):
+        replace(SIZES["demo"], encoder_preset="huge")

@@ -135,3 +135,26 @@ def test_to_model_input_batched_path_matches_per_image_path():
     # ImageNet normalisation: a pixel equal to the mean maps to 0
     mean_px = np.array([[[124, 116, 104]]], np.uint8).repeat(32, 0).repeat(32, 1)[None]
     assert to_model_input(mean_px, 32).abs().max() < 0.01
+
+
+def test_tokens_readout_dim_provenance_and_video(synth_root, tmp_path):
+    """A `tokens` checkpoint gives L*D features per frame, equal to the model's tokens, and
+    records the readout in its provenance (so a store refuses to mix it with a `mean` set)."""
+    torch.manual_seed(0)
+    cfg = get_preset("tiny_tok", img_size=32)
+    model = MaskedAutoencoder(cfg).eval()
+    ck = save_checkpoint(tmp_path / "ck", model, cfg)
+    enc = FrameEncoder(ck)
+    assert enc.dim == cfg.feature_dim == cfg.num_patches * 128 == 4 * 128
+    assert "concatenated" in enc.provenance["pooling"] and enc.provenance["dim"] == enc.dim
+    mean_prov = FrameEncoder(save_checkpoint(tmp_path / "ck2", model,
+                                             get_preset("tiny", img_size=32))).provenance
+    assert mean_prov["pooling"] != enc.provenance["pooling"]
+    frames = open_frames(synth_root)
+    video = frames.videos()[0]
+    feats = enc.encode_video(frames, video)  # (n, L*D)
+    imgs = np.stack([decode_jpeg(frames.read_bytes(video, int(n)))
+                     for n in frames.frame_numbers(video)[:4]])
+    with torch.no_grad():
+        tokens = model.encoder(to_model_input(imgs, 32))[0][:, 1:]  # (4, L, D)
+    np.testing.assert_allclose(feats[:4].reshape(4, cfg.num_patches, 128), tokens.numpy(), atol=1e-5)

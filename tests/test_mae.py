@@ -93,9 +93,37 @@ def test_presets_build_and_embed(name):
         assert (cfg.embed_dim, cfg.depth, cfg.num_heads) == (768, 12, 12)
         assert (cfg.decoder_embed_dim, cfg.decoder_depth, cfg.decoder_num_heads) == (512, 8, 16)
         return  # building ViT-B is covered by the benchmark; keep the test fast
-    model = MaskedAutoencoder(get_preset(name, img_size=48))
+    small = get_preset(name, img_size=48)
+    model = MaskedAutoencoder(small)
     with torch.no_grad():
-        assert model.embed(torch.randn(2, 3, 48, 48)).shape == (2, cfg.embed_dim)
+        assert model.embed(torch.randn(2, 3, 48, 48)).shape == (2, small.feature_dim)
+    assert small.feature_dim == cfg.embed_dim * (small.num_patches if name == "tiny_tok" else 1)
+
+
+def test_readout_mean_and_tokens_read_the_same_tokens():
+    """`tokens` is every normed patch token in patch order; `mean` is their mean; the weights and
+    the MAE loss do not depend on the readout (same seed, same model)."""
+    cfg = get_preset("tiny", img_size=32)
+    tok_cfg = get_preset("tiny", img_size=32, readout="tokens")
+    torch.manual_seed(0)
+    mean_model = MaskedAutoencoder(cfg).eval()
+    torch.manual_seed(0)
+    tok_model = MaskedAutoencoder(tok_cfg).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        tokens = tok_model.encoder(x)[0][:, 1:]  # (3, L, D)
+        flat = tok_model.embed(x)  # (3, L*D)
+        assert flat.shape == (3, tok_cfg.num_patches * tok_cfg.embed_dim) == (3, tok_cfg.feature_dim)
+        assert torch.equal(flat.view(3, tok_cfg.num_patches, -1), tokens)
+        assert torch.allclose(mean_model.embed(x), tokens.mean(1), atol=1e-6)
+        gen = [torch.Generator().manual_seed(2) for _ in range(2)]
+        assert torch.equal(mean_model(x, generator=gen[0])[0], tok_model(x, generator=gen[1])[0])
+    head = ExprClassifier(tok_cfg, 8).head[-1]
+    assert head.in_features == tok_cfg.feature_dim
+    with pytest.raises(ValueError, match="readout"):
+        get_preset("tiny", readout="max")
+    old = {k: v for k, v in PRESETS["tiny"].to_dict().items() if k != "readout"}
+    assert MAEConfig.from_dict(old).readout == "mean"  # checkpoints written before the field
 
 
 @pytest.mark.parametrize("field,value", [("mask_ratio", 1.0), ("img_size", 50),
