@@ -100,12 +100,13 @@ PRESETS: dict[str, MAEConfig] = {
     # forward ~3.4x that of `tiny` (README, "Pretraining without fine-tuning").
     "tiny_p8": MAEConfig(name="tiny_p8", patch_size=8, embed_dim=128, depth=4, num_heads=4,
                          decoder_embed_dim=96, decoder_depth=2, decoder_num_heads=4),
-    # `tiny` read out as all 16 patch tokens side by side (2048 features) instead of their mean
-    # (issue 12 item 9). A tiny MAE trained for minutes keeps its tokens local (what a patch
-    # shows, not the whole face), so their mean adds the mouth's patch to the brow's and the
-    # background's and loses where a change is: on the demo's fold 0 a linear probe reads Expr /
-    # AU 0.118 / 0.282 from the mean of the pretrained tokens, 0.205 / 0.369 from all of them
-    # (README, "Pretraining without fine-tuning").
+    # `tiny` read out as all 16 patch tokens side by side (2048 features at 64 px) instead of
+    # their mean (issue 12 item 9). A tiny MAE trained for minutes keeps its tokens local (what
+    # a patch shows, not the whole face), so their mean adds the mouth's patch to the brow's and
+    # the background's: on the demo's fold 0 a linear probe reads Expr / AU 0.118 / 0.282 from
+    # the mean of the pretrained tokens and 0.205 / 0.369 from all of them. Not the demo's: the
+    # chain with it loses VA on every fold and fit-all costs 2.7x (README, "Pretraining without
+    # fine-tuning"; bench/measure_readouts.py).
     "tiny_tok": MAEConfig(name="tiny_tok", embed_dim=128, depth=4, num_heads=4,
                           decoder_embed_dim=96, decoder_depth=2, decoder_num_heads=4,
                           readout="tokens"),
