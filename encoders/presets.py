@@ -10,7 +10,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-
 READOUTS = ("mean", "tokens")
 
 
