@@ -5,7 +5,10 @@ Every stage runs the command a user would type (``featurestore ...``, ``ray job 
 a rerun skips it, and the tools themselves resume where a stage was interrupted (the MAE and
 sequence trainers resume from checkpoints, extraction skips committed videos).
 
-    python -m jobs.demo --run runs/demo [--size demo|smoke]
+    python -m jobs.demo --run runs/demo [--size demo|smoke] [--encoder-preset tiny_tok]
+
+``RUN/demo.json`` records the size (and encoder preset) the folder was made with; another size
+in the same folder is refused, since its finished stages would be skipped and mixed with it.
 
 The ablations (the paper's Table 5 plus a frame-level row) run on fold 0 over ``DemoSize.seeds``
 seeds (one ``seqtrain fit --seeds`` driver per row; the ``full`` row's seed 0 is main's fold 0,
