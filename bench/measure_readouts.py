@@ -48,40 +48,41 @@ def _frames_of(store, frames, video: str) -> np.ndarray:
     return np.stack([decode_jpeg(frames.read_bytes(video, int(n))) for n in numbers])
 
 
-def write_pixel_sets(store, frames) -> list[str]:
-    specs = {"pix16": (16, "RGB"), "pix8g": (8, "L")}
-    writers = {name: store.create_feature_set(name, side * side * (3 if mode == "RGB" else 1))
-               for name, (side, mode) in specs.items()}
-    for video in store.videos():
-        if not store.present(video).any():
-            continue
-        imgs = _frames_of(store, frames, video)
-        for name, (side, mode) in specs.items():
-            rows = [np.asarray(Image.fromarray(img).convert(mode).resize((side, side),
-                                                                          Image.Resampling.BOX),
-                               np.float32).reshape(-1) / 255.0 - 0.5 for img in imgs]
-            writers[name].write_video(video, np.stack(rows))
-    return list(specs)
+PIXELS = {"pix16": (16, "RGB"), "pix8g": (8, "L")}  # name -> (side, PIL mode)
+
+
+def _pixels(imgs: np.ndarray, side: int, mode: str) -> np.ndarray:
+    """(k, H, W, 3) uint8 -> (k, side*side*channels) float32 in [-0.5, 0.5] (box downsampling)."""
+    return np.stack([np.asarray(Image.fromarray(img).convert(mode).resize(
+        (side, side), Image.Resampling.BOX), np.float32).reshape(-1) / 255.0 - 0.5 for img in imgs])
 
 
 @torch.inference_mode()
-def write_readout_sets(store, frames, checkpoint: Path, stage: str) -> list[str]:
-    model, cfg, _ = load_checkpoint(checkpoint)
-    encoder = model.encoder.eval()
-    length, dim = cfg.num_patches, cfg.embed_dim
-    names = {"mean": f"{stage}-mean", "tokens": f"{stage}-tokens"}
-    writers = {"mean": store.create_feature_set(names["mean"], dim),
-               "tokens": store.create_feature_set(names["tokens"], length * dim)}
+def write_sets(store, frames, checkpoints: dict[str, Path]) -> list[str]:
+    """Write the pixel sets and, per checkpoint (stage -> folder), ``<stage>-mean`` and
+    ``<stage>-tokens`` from one forward; each video's frames are decoded once."""
+    writers = {name: store.create_feature_set(name, side * side * (3 if mode == "RGB" else 1))
+               for name, (side, mode) in PIXELS.items()}
+    encoders = {}
+    for stage, folder in checkpoints.items():
+        model, cfg, _ = load_checkpoint(folder)
+        encoders[stage] = (model.encoder.eval(), cfg)
+        writers[f"{stage}-mean"] = store.create_feature_set(f"{stage}-mean", cfg.embed_dim)
+        writers[f"{stage}-tokens"] = store.create_feature_set(
+            f"{stage}-tokens", cfg.num_patches * cfg.embed_dim)
     for video in store.videos():
         if not store.present(video).any():
             continue
         imgs = _frames_of(store, frames, video)
-        parts = [encoder(to_model_input(imgs[i:i + 128], cfg.img_size), 0.0)[0][:, 1:]
-                 for i in range(0, len(imgs), 128)]  # (b, L, D) each
-        tokens = torch.cat(parts).numpy()  # (k, L, D)
-        writers["mean"].write_video(video, tokens.mean(1))
-        writers["tokens"].write_video(video, tokens.reshape(len(tokens), -1))
-    return list(names.values())
+        for name, (side, mode) in PIXELS.items():
+            writers[name].write_video(video, _pixels(imgs, side, mode))
+        for stage, (encoder, cfg) in encoders.items():
+            parts = [encoder(to_model_input(imgs[i:i + 128], cfg.img_size), 0.0)[0][:, 1:]
+                     for i in range(0, len(imgs), 128)]  # (b, L, D) each
+            tokens = torch.cat(parts).numpy()  # (k, L, D)
+            writers[f"{stage}-mean"].write_video(video, tokens.mean(1))
+            writers[f"{stage}-tokens"].write_video(video, tokens.reshape(len(tokens), -1))
+    return list(writers)
 
 
 def _scores(path: Path) -> str:
@@ -114,9 +115,8 @@ def main() -> None:
     shutil.copytree(run / "store.zarr", out / "store.zarr")
     store = fs.open(out / "store.zarr", mode="a")
     frames = open_frames(run / "frames.lmdb")
-    sets = write_pixel_sets(store, frames)
-    sets += write_readout_sets(store, frames, run / "encoders/pretrain/checkpoint", "pt")
-    sets += write_readout_sets(store, frames, run / "encoders/finetune/best", "ft")
+    sets = write_sets(store, frames, {"pt": run / "encoders/pretrain/checkpoint",
+                                      "ft": run / "encoders/finetune/best"})
     print("| features | dim | probe | probe, video-centred |" + (" sequence model |" if args.fit else ""))
     print("| --- | ---: | --- | --- |" + (" --- |" if args.fit else ""))
     for name in sets:
