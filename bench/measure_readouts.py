@@ -1,7 +1,7 @@
 """What the encoder's readout keeps: linear probes on raw pixels and on an MAE checkpoint's
 features read out two ways (issue 12 item 9), on fold 0 of a finished demo run.
 
-    python bench/measure_readouts.py --run runs/demo --out /tmp/readouts [--fit]
+    python bench/measure_readouts.py --run runs/demo --out /tmp/readouts [--fit] [--checkpoint NAME=DIR ...]
 
 The demo run is only read: its store is copied to OUT/store.zarr and these feature sets are
 written there, one row per frame that has a face:
@@ -11,7 +11,9 @@ written there, one row per frame that has a face:
 - ``<stage>-mean``: the checkpoint's patch tokens averaged (what the demo stores, 128-d for tiny);
 - ``<stage>-tokens``: the same tokens side by side (16 x 128 = 2048-d for tiny at 64 px);
 
-for the stages ``pt`` (``encoders/pretrain/checkpoint``) and ``ft`` (``encoders/finetune/best``).
+for the stages ``pt`` (``encoders/pretrain/checkpoint``) and ``ft`` (``encoders/finetune/best``),
+and for each ``--checkpoint NAME=DIR`` (another MAE checkpoint of the same input, e.g. a pretraining
+with another ``--mask-ratio``): ``NAME-mean`` and ``NAME-tokens``.
 Each set gets ``seqtrain probe --task all --fold 0`` with ``--video-norm none`` and ``center``;
 ``--fit`` also trains the demo's sequence model (seed 0) on each set. Prints one markdown table:
 VA CCC (valence / arousal) / Expr macro F1 / AU F1.
@@ -101,6 +103,8 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=Path("runs/demo"), help="a finished demo run")
     ap.add_argument("--out", type=Path, required=True, help="a new folder for the copy and runs")
     ap.add_argument("--fit", action="store_true", help="also train the demo's sequence model")
+    ap.add_argument("--checkpoint", action="append", default=[], metavar="NAME=DIR",
+                    help="another checkpoint to read out as NAME-mean / NAME-tokens (repeatable)")
     args = ap.parse_args()
     run, out = args.run.resolve(), args.out.resolve()
     if out.exists():
@@ -110,13 +114,22 @@ def main() -> None:
     for need in ("store.zarr", "frames.lmdb", "encoders/pretrain/checkpoint", "encoders/finetune/best"):
         if not (run / need).exists():
             sys.exit(f"error: {run / need} is missing: is {run} a finished demo run?")
+    checkpoints = {"pt": run / "encoders/pretrain/checkpoint", "ft": run / "encoders/finetune/best"}
+    for spec in args.checkpoint:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            sys.exit(f"error: --checkpoint {spec!r}: expected NAME=DIR")
+        if name in checkpoints or name in PIXELS:
+            sys.exit(f"error: --checkpoint {spec!r}: the name {name!r} is taken")
+        if not (Path(folder) / "config.json").is_file():
+            sys.exit(f"error: --checkpoint {spec!r}: {Path(folder) / 'config.json'} is missing")
+        checkpoints[name] = Path(folder).resolve()
     torch.set_num_threads(1)
     out.mkdir(parents=True)
     shutil.copytree(run / "store.zarr", out / "store.zarr")
     store = fs.open(out / "store.zarr", mode="a")
     frames = open_frames(run / "frames.lmdb")
-    sets = write_sets(store, frames, {"pt": run / "encoders/pretrain/checkpoint",
-                                      "ft": run / "encoders/finetune/best"})
+    sets = write_sets(store, frames, checkpoints)
     print("| features | dim | probe | probe, video-centred |" + (" sequence model |" if args.fit else ""))
     print("| --- | ---: | --- | --- |" + (" --- |" if args.fit else ""))
     for name in sets:
