@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import featurestore.store as fs  # noqa: E402
 from encoders.checkpoint import load_checkpoint  # noqa: E402
 from encoders.data import to_model_input  # noqa: E402
+from encoders.pixels import downsample  # noqa: E402
 from featurestore.frames import decode_jpeg, open_frames  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -50,13 +50,7 @@ def _frames_of(store, frames, video: str) -> np.ndarray:
     return np.stack([decode_jpeg(frames.read_bytes(video, int(n))) for n in numbers])
 
 
-PIXELS = {"pix16": (16, "RGB"), "pix8g": (8, "L")}  # name -> (side, PIL mode)
-
-
-def _pixels(imgs: np.ndarray, side: int, mode: str) -> np.ndarray:
-    """(k, H, W, 3) uint8 -> (k, side*side*channels) float32 in [-0.5, 0.5] (box downsampling)."""
-    return np.stack([np.asarray(Image.fromarray(img).convert(mode).resize(
-        (side, side), Image.Resampling.BOX), np.float32).reshape(-1) / 255.0 - 0.5 for img in imgs])
+PIXELS = {"pix16": (16, "RGB"), "pix8g": (8, "L")}  # name -> (side, PIL mode): encoders.pixels
 
 
 @torch.inference_mode()
@@ -77,7 +71,7 @@ def write_sets(store, frames, checkpoints: dict[str, Path]) -> list[str]:
             continue
         imgs = _frames_of(store, frames, video)
         for name, (side, mode) in PIXELS.items():
-            writers[name].write_video(video, _pixels(imgs, side, mode))
+            writers[name].write_video(video, downsample(imgs, side, mode))
         for stage, (encoder, cfg) in encoders.items():
             parts = [encoder(to_model_input(imgs[i:i + 128], cfg.img_size), 0.0)[0][:, 1:]
                      for i in range(0, len(imgs), 128)]  # (b, L, D) each

@@ -23,6 +23,7 @@ from encoders.checkpoint import STAGES, CheckpointError, load_checkpoint, read_c
 from encoders.data import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from encoders.jpeg import make_decoder
 from encoders.pipeline import BatchPipeline
+from encoders.pixels import PixelEncoder, is_pixel_spec, pixel_provenance
 from encoders.presets import MAEConfig
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,21 @@ def encoder_provenance(checkpoint_dir: str | os.PathLike) -> dict[str, Any]:
         "code_version": code_version(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def feature_provenance(spec: str | os.PathLike) -> dict[str, Any]:
+    """:func:`encoder_provenance` of a checkpoint folder, or that of the raw-pixel baseline
+    when ``spec`` is ``pixels:SIDE[g]`` (:mod:`encoders.pixels`)."""
+    return pixel_provenance(spec) if is_pixel_spec(spec) else encoder_provenance(spec)
+
+
+def open_encoder(spec: str | os.PathLike, device: str = "cpu",
+                 batch_size: int = 64) -> FrameEncoder | PixelEncoder:
+    """A :class:`FrameEncoder` of the checkpoint folder ``spec``, or the raw-pixel baseline for
+    ``pixels:SIDE[g]``; both have ``dim``, ``provenance``, ``warm_up`` and ``encode_video``."""
+    if is_pixel_spec(spec):
+        return PixelEncoder(str(spec))
+    return FrameEncoder(spec, device=device, batch_size=batch_size)
 
 
 class FrameEncoder:
@@ -112,6 +128,11 @@ class FrameEncoder:
     @property
     def provenance(self) -> dict[str, Any]:
         return dict(self._provenance)
+
+    def warm_up(self) -> None:
+        """One forward of a blank frame (first-call allocations off the clock)."""
+        size = self.cfg.img_size
+        self.encode_images(np.zeros((1, size, size, 3), np.uint8))
 
     @torch.inference_mode()
     def _forward(self, batch: torch.Tensor) -> np.ndarray:

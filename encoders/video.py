@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 import featurestore
-from encoders.encode import FrameEncoder
+from encoders.encode import open_encoder
 from featurestore.errors import FeatureValidationError
 from featurestore.frames import FrameSource, open_frames
 from featurestore.store import FeatureStore
@@ -51,9 +51,9 @@ class VideoExtractor:
         if threads is not None:
             torch.set_num_threads(max(1, int(threads)))
         self.frames: FrameSource = open_frames(frames_path)
-        self.encoder = FrameEncoder(checkpoint, device=device, batch_size=batch_size)
-        size = self.encoder.cfg.img_size
-        self.encoder.encode_images(np.zeros((1, size, size, 3), np.uint8))  # warm-up, off the clock
+        # a checkpoint folder, or pixels:SIDE[g] for the raw-pixel baseline (encoders.pixels)
+        self.encoder = open_encoder(checkpoint, device=device, batch_size=batch_size)
+        self.encoder.warm_up()  # off the clock
         self.store: FeatureStore = featurestore.open(store, mode="a")
         self.writer: FeatureSetWriter = self.store.writer(set_name)
         self.set_name = set_name

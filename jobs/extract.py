@@ -51,7 +51,7 @@ class ExtractConfig:
     """What to extract where. ``videos=None``: every video of the store."""
 
     frames: str  # Aff-Wild2 root or LMDB pack
-    checkpoint: str  # encoders checkpoint folder (pretrained or fine-tuned)
+    checkpoint: str  # encoders checkpoint folder (pretrained or fine-tuned), or pixels:SIDE[g]
     store: str  # path or fsspec URL of an ingested store
     set_name: str
     actors: int | None = None  # None: one per GPU, else one per CPU
@@ -223,14 +223,17 @@ def run_extraction(cfg: ExtractConfig,
     clock (BENCHMARKS.md).
     """
     import featurestore
-    from encoders.encode import encoder_provenance
+    from encoders.encode import feature_provenance
+    from encoders.pixels import is_pixel_spec
     from featurestore.frames import open_frames
     from featurestore.outputs import check_output
     from jobs.claims import Claims
 
-    check_output(cfg.store, {"--frames": cfg.frames, "--checkpoint": cfg.checkpoint},
-                 what="--store")
-    provenance = encoder_provenance(cfg.checkpoint)  # the checkpoint's JSON: width, no model
+    inputs = {"--frames": cfg.frames}
+    if not is_pixel_spec(cfg.checkpoint):  # pixels:SIDE names no file
+        inputs["--checkpoint"] = cfg.checkpoint
+    check_output(cfg.store, inputs, what="--store")
+    provenance = feature_provenance(cfg.checkpoint)  # the checkpoint's JSON: width, no model
     store = featurestore.open(cfg.store, mode="a")
     claims = Claims(cfg.store, cfg.set_name)  # a second driver on this set: disjoint videos
     with claims.creating():
@@ -258,7 +261,9 @@ def run_extraction(cfg: ExtractConfig,
 
 @click.command(cls=ErrorCommand)
 @click.option("--frames", required=True, help="Aff-Wild2 root or LMDB pack.")
-@click.option("--checkpoint", required=True, help="Encoder checkpoint folder.")
+@click.option("--checkpoint", required=True,
+              help="Encoder checkpoint folder, or pixels:SIDE / pixels:SIDEg for the raw-pixel "
+                   "baseline (the face box-averaged to SIDE x SIDE, RGB or grey).")
 @click.option("--store", required=True, help="Feature store path or URL (ingested).")
 @click.option("--set", "set_name", required=True, help="Feature set name, e.g. mae-pt.")
 @click.option("--actors", type=int, default=None, help="Default: one per GPU, else per CPU.")
