@@ -14,7 +14,9 @@ The ablations (the paper's Table 5 plus a frame-level row) run on fold 0 over ``
 seeds (one ``seqtrain fit --seeds`` driver per row; the ``full`` row's seed 0 is main's fold 0,
 copied, not trained twice), several drivers at once on the same Ray head; ``seqtrain report`` prints
 them as mean +- std (``seqtrain.ablation``). The same stage trains the multi-task model
-(``--task mtl``) on fold 0, whose rows the report prints under the single-task rows.
+(``--task mtl``) on fold 0, whose rows the report prints under the single-task rows. The
+``pixel-baseline`` stage writes the raw-pixel features ``pix16`` (``encoders.pixels``) and probes
+them on fold 0: the floor an encoder must clear, as a row of the ablation table.
 """
 
 from __future__ import annotations
@@ -209,6 +211,13 @@ def run_pipeline(run: Path, size: DemoSize) -> dict[str, float]:
     p.parallel_stage("probe", [[st, "probe", "--task", "all", "--fold", "0", "--store", str(store),
                                 "--features", name, "--out", str(seq / f"probe-{name}")]
                                for name in ("mae-ft", "mae-pt")], max_procs=2)
+    # the raw-pixel baseline every encoder must beat (encoders.pixels: the face box-averaged to
+    # 16 x 16 RGB), extracted in this process (a few seconds, no Ray) and probed on fold 0
+    p.stage("pixel-baseline",
+            [sys.executable, "jobs/extract.py", "--frames", str(pack), "--checkpoint", "pixels:16",
+             "--store", str(store), "--set", "pix16", "--inline-frames", str(10**9)],
+            [st, "probe", "--task", "all", "--fold", "0", "--store", str(store), "--features",
+             "pix16", "--out", str(seq / "probe-pix16")])
     p.stage("predict", *[[st, "predict", "--task", t, "--checkpoint", str(seq / "main" / t / "fold0"),
                           "--store", str(store), "--template", str(_template(data, t)),
                           "--out", str(run / "submissions" / f"{t}.csv")] for t in TASKS])

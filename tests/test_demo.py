@@ -25,7 +25,7 @@ from seqtrain.folds import fold_videos
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(2400)]
 
 STAGES = ("synth", "scan", "pack", "ingest", "pretrain", "finetune", "extract-mae-pt",
-          "extract-mae-ft", "fit-all", "ablation", "probe", "predict")
+          "extract-mae-ft", "fit-all", "ablation", "probe", "pixel-baseline", "predict")
 ROWS = ("full", "no-tcn", "no-transformer", "frame-level", "no-finetune")
 
 
@@ -64,7 +64,7 @@ def test_every_artefact_exists(demo_run):
             metrics = json.loads((run / f"seqtrain/main/{task}/fold{fold}/metrics.json").read_text())
             assert metrics["task"] == task and metrics["fold"] == fold
             assert (run / f"seqtrain/main/{task}/fold{fold}/curve.png").is_file()
-        for probe in ("probe-mae-ft", "probe-mae-pt"):
+        for probe in ("probe-mae-ft", "probe-mae-pt", "probe-pix16"):
             assert (run / f"seqtrain/{probe}/{task}/fold0/metrics.json").is_file()
         for row in ROWS:  # every ablation row over 3 seeds
             for k in range(3):
@@ -77,6 +77,8 @@ def test_every_artefact_exists(demo_run):
     ablation = (run / "seqtrain/results_ablation.md").read_text()
     for row in ROWS:
         assert f"| {row} (" in ablation and "± " in ablation
+    for probe in ("mae-ft", "mae-pt", "pix16"):  # the probes, the raw-pixel one included
+        assert f"| linear-probe / {probe} | 1/1/1 |" in ablation
     store = featurestore.open(run / "store.zarr")
     assert set(store.feature_sets()) >= {"mae-pt", "mae-ft"}
     for name in ("mae-pt", "mae-ft"):
