@@ -289,6 +289,25 @@ def test_job_writes_every_video_and_a_rerun_writes_nothing(data, local_ray):
     assert again.written == [] and again.frames == 0
 
 
+@pytest.mark.ray
+def test_job_on_ray_writes_the_pixel_baseline(data, local_ray):
+    """``--checkpoint pixels:SIDE`` goes through the same actors: no checkpoint, no torch model."""
+    from encoders.pixels import PixelEncoder
+    from featurestore.frames import open_frames
+    from jobs.extract import ExtractConfig, run_extraction
+
+    stats = run_extraction(ExtractConfig(data["pack"], "pixels:3g", data["store"], "pix3g",
+                                         actors=2, every_s=1.0))
+    store = featurestore.open(data["store"])
+    assert sorted(stats.written) == sorted(store.videos())
+    assert store.feature_info("pix3g").provenance["preset"] == "pixels-grey"
+    frames = open_frames(data["pack"])
+    for video in store.videos():
+        present = store.present(video)
+        want = PixelEncoder("pixels:3g").encode_video(frames, video).astype(np.float16)
+        np.testing.assert_array_equal(store.features("pix3g", video)[present], want)
+
+
 def kill_one_other_actor(ray, set_name: str, killed: list[str]):
     """on_result hook: once, kill a named extraction actor of another slot (busy or starting)."""
 
