@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,9 @@ from encoders.jpeg import make_decoder
 from encoders.pipeline import BatchPipeline
 from encoders.pixels import PixelEncoder, is_pixel_spec, pixel_provenance
 from encoders.presets import MAEConfig
+from featurestore.provenance import code_version
 
 log = logging.getLogger(__name__)
-
-
-def code_version() -> str:
-    try:
-        return metadata.version("affstore")
-    except metadata.PackageNotFoundError:  # running from a plain checkout
-        return "unknown"
 
 
 POOLING = {"mean": "mean of normed patch tokens, no masking",

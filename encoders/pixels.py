@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from featurestore.jpeg import decode_jpeg
+from featurestore.provenance import code_version
 
 PREFIX = "pixels:"
 MAX_SIDE = 64  # 64 x 64 RGB = 12,288 values per frame: beyond that, store the frames instead
@@ -55,8 +56,6 @@ def downsample(images: np.ndarray, side: int, mode: str = "RGB") -> np.ndarray:
 def pixel_provenance(spec: str) -> dict[str, Any]:
     """What a feature set of the pixel baseline records (``dim`` is the feature width)."""
     side, mode = parse_pixel_spec(spec)
-    from encoders.encode import code_version  # one version rule for every feature set
-
     return {
         "checkpoint": spec,
         "preset": "pixels" if mode == "RGB" else "pixels-grey",

@@ -11,13 +11,22 @@ time and code version are not compared (moving a checkpoint does not change its 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import metadata
 from typing import Any
 
 from featurestore.errors import FeatureValidationError
 
-__all__ = ["ORIGIN_KEYS", "check_same_origin"]
+__all__ = ["ORIGIN_KEYS", "check_same_origin", "code_version"]
 
 ORIGIN_KEYS = ("checkpoint_sha256", "preset", "input_size", "stage", "pooling")
+
+
+def code_version() -> str:
+    """The installed affstore version a feature set records ("unknown" from a plain checkout)."""
+    try:
+        return metadata.version("affstore")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def check_same_origin(name: str, attrs: Mapping[str, Any], dim: int, dtype: str, fill: str,

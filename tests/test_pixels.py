@@ -106,3 +106,12 @@ def test_cli_bad_spec_is_one_line_and_writes_nothing(data):
     assert res.stderr.strip().startswith("error: pixel baseline 'pixels:0'")
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert sorted(featurestore.open(data["store"]).feature_sets()) == before
+
+
+def test_the_baseline_needs_no_torch():
+    code = ("import sys, numpy as np; from encoders.pixels import PixelEncoder; "
+            "PixelEncoder('pixels:4').encode_images(np.zeros((1, 8, 8, 3), np.uint8)); "
+            "print('torch' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False"
