@@ -50,6 +50,8 @@ class DemoSize:
     videos: int
     frames: int
     faces: int
+    # 15 for `demo`: 150 lifts every task on fold 0 but adds ~15 minutes on 2 cores (README, "Far
+    # longer pretraining is the lever"; `--pretrain-epochs`)
     pretrain_epochs: int
     finetune_epochs: int
     finetune_frames_per_video: int
