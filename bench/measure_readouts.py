@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import featurestore.store as fs  # noqa: E402
 from encoders.checkpoint import load_checkpoint  # noqa: E402
 from encoders.data import to_model_input  # noqa: E402
-from encoders.pixels import downsample  # noqa: E402
+from encoders.pixels import PixelEncoder  # noqa: E402
 from featurestore.frames import decode_jpeg, open_frames  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -50,15 +50,16 @@ def _frames_of(store, frames, video: str) -> np.ndarray:
     return np.stack([decode_jpeg(frames.read_bytes(video, int(n))) for n in numbers])
 
 
-PIXELS = {"pix16": (16, "RGB"), "pix8g": (8, "L")}  # name -> (side, PIL mode): encoders.pixels
+PIXELS = {"pix16": "pixels:16", "pix8g": "pixels:8g"}  # set name -> encoders.pixels spec
 
 
 @torch.inference_mode()
 def write_sets(store, frames, checkpoints: dict[str, Path]) -> list[str]:
     """Write the pixel sets and, per checkpoint (stage -> folder), ``<stage>-mean`` and
     ``<stage>-tokens`` from one forward; each video's frames are decoded once."""
-    writers = {name: store.create_feature_set(name, side * side * (3 if mode == "RGB" else 1))
-               for name, (side, mode) in PIXELS.items()}
+    pixels = {name: PixelEncoder(spec) for name, spec in PIXELS.items()}
+    writers = {name: store.create_feature_set(name, enc.dim, provenance=enc.provenance)
+               for name, enc in pixels.items()}
     encoders = {}
     for stage, folder in checkpoints.items():
         model, cfg, _ = load_checkpoint(folder)
@@ -70,8 +71,8 @@ def write_sets(store, frames, checkpoints: dict[str, Path]) -> list[str]:
         if not store.present(video).any():
             continue
         imgs = _frames_of(store, frames, video)
-        for name, (side, mode) in PIXELS.items():
-            writers[name].write_video(video, downsample(imgs, side, mode))
+        for name, enc in pixels.items():
+            writers[name].write_video(video, enc.encode_images(imgs))
         for stage, (encoder, cfg) in encoders.items():
             parts = [encoder(to_model_input(imgs[i:i + 128], cfg.img_size), 0.0)[0][:, 1:]
                      for i in range(0, len(imgs), 128)]  # (b, L, D) each

@@ -39,15 +39,19 @@ def parse_pixel_spec(spec: str) -> tuple[int, str]:
     return side, ("L" if match.group(2) else "RGB")
 
 
+def pixel_dim(side: int, mode: str = "RGB") -> int:
+    """Feature width of ``side`` x ``side`` pixels in PIL ``mode`` ("RGB" or grey "L")."""
+    return side * side * (3 if mode == "RGB" else 1)
+
+
 def downsample(images: np.ndarray, side: int, mode: str = "RGB") -> np.ndarray:
     """uint8 (N, H, W, 3) -> (N, side*side*channels) float32 in [-0.5, 0.5]: each image box-
     averaged to side x side (in ``mode``: "RGB" or grey "L"), row-major, channels last."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-    width = side * side * (3 if mode == "RGB" else 1)
     if not len(images):
-        return np.zeros((0, width), np.float32)
+        return np.zeros((0, pixel_dim(side, mode)), np.float32)
     small = [np.asarray(Image.fromarray(img).convert(mode).resize(
         (side, side), Image.Resampling.BOX), np.float32).reshape(-1) for img in images]
     return np.stack(small) / 255.0 - 0.5
@@ -63,7 +67,7 @@ def pixel_provenance(spec: str) -> dict[str, Any]:
         "normalization": {"pixels": f"{'RGB' if mode == 'RGB' else 'grey (PIL L)'} box-averaged "
                                     f"to {side}x{side}, then x / 255 - 0.5"},
         "stage": "none (raw pixels)",
-        "dim": side * side * (3 if mode == "RGB" else 1),
+        "dim": pixel_dim(side, mode),
         "pooling": "none: pixels row-major, channels last",
         "code_version": code_version(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
