@@ -50,8 +50,9 @@ class DemoSize:
     videos: int
     frames: int
     faces: int
-    # 15 for `demo`: 150 lifts every task on fold 0 but adds ~15 minutes on 2 cores (README, "Far
-    # longer pretraining is the lever"; `--pretrain-epochs`)
+    # 75 for `demo` (~6 minutes on 2 cores): on fold 0 it lifts `full` on all three tasks over
+    # 15 epochs, and 150 lifts VA and AU further but adds ~8 more minutes (README, "How long the
+    # demo pretrains"; `--pretrain-epochs`)
     pretrain_epochs: int
     finetune_epochs: int
     finetune_frames_per_video: int
@@ -85,7 +86,7 @@ class DemoSize:
 
 
 SIZES = {
-    "demo": DemoSize(videos=40, frames=300, faces=3000, pretrain_epochs=15, finetune_epochs=12,
+    "demo": DemoSize(videos=40, frames=300, faces=3000, pretrain_epochs=75, finetune_epochs=12,
                      finetune_frames_per_video=120, seq_epochs=30),
     "smoke": DemoSize(videos=24, frames=200, faces=1500, pretrain_epochs=10, finetune_epochs=10,
                    finetune_frames_per_video=100, seq_epochs=20),
@@ -339,8 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--encoder-preset", choices=sorted(PRESETS), default=None,
                         help="MAE preset of both encoder stages (default: the size's)")
     parser.add_argument("--pretrain-epochs", type=_positive_int, default=None, metavar="N",
-                        help="MAE pretraining epochs (default: the size's, 15 for demo; 150 "
-                             "learns far better features but adds ~15 minutes on 2 cores)")
+                        help="MAE pretraining epochs (default: the size's, 75 for demo; 150 "
+                             "learns better features but adds ~8 minutes on 2 cores)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s demo %(message)s", datefmt="%H:%M:%S")
     t0 = time.perf_counter()

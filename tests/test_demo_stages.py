@@ -94,7 +94,7 @@ def test_a_run_folder_of_another_size_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="^error: .*another size.*seq_epochs"):
         main(["--run", str(tmp_path), "--size", "smoke"])
     assert not (tmp_path / "stages").exists()  # refused before any stage ran
-    with pytest.raises(SystemExit, match="^error: .*another size.*pretrain_epochs: 15 there, 150 now"):
+    with pytest.raises(SystemExit, match="^error: .*another size.*pretrain_epochs: 75 there, 150 now"):
         main(["--run", str(tmp_path), "--pretrain-epochs", "150"])  # the longer pretraining too
     assert not (tmp_path / "stages").exists()
     with pytest.raises(ValueError, match="encoder_preset"):

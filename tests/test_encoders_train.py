@@ -13,7 +13,7 @@ from encoders.data import expr_frame_index, to_model_input
 from encoders.finetune import FinetuneConfig, finetune
 from encoders.mae import ExprClassifier, MaskedAutoencoder
 from encoders.presets import TINY_PRESETS
-from encoders.pretrain import PretrainConfig, pretrain
+from encoders.pretrain import PretrainConfig, plot_due, pretrain
 from trainkit.schedule import warmup_cosine
 
 torch.set_num_threads(1)
@@ -64,6 +64,14 @@ def test_pretraining_lowers_loss_and_resumes(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temp files
     # a finished run is not restarted
     assert pretrain(_pretrain_cfg(tmp_path, 6), dataset=data)["history"] == hist
+
+
+def test_pictures_are_redrawn_about_20_times_and_after_the_last_epoch():
+    for epochs in (1, 6, 15, 60, 75, 500):
+        due = [e for e in range(1, epochs + 1) if plot_due(e, epochs)]
+        assert due[-1] == epochs
+        assert min(epochs, 15) <= len(due) <= 21
+    assert [e for e in range(1, 61) if plot_due(e, 60)] == list(range(3, 61, 3))
 
 
 def test_warmup_cosine_schedule_has_no_jump():
