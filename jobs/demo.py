@@ -50,9 +50,9 @@ class DemoSize:
     videos: int
     frames: int
     faces: int
-    # 75 for `demo` (~6 minutes on 2 cores): on fold 0 it lifts `full` on all three tasks over
-    # 15 epochs, and 150 lifts VA and AU further but adds ~8 more minutes (README, "How long the
-    # demo pretrains"; `--pretrain-epochs`)
+    # 75 for `demo` (464 s on 2 cores, 106 s for 15): on fold 0 it lifts `full` on all three tasks
+    # over 15 epochs, and 150 (842 s) lifts VA and AU further (README, "How long the demo
+    # pretrains"; `--pretrain-epochs`)
     pretrain_epochs: int
     finetune_epochs: int
     finetune_frames_per_video: int
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="MAE preset of both encoder stages (default: the size's)")
     parser.add_argument("--pretrain-epochs", type=_positive_int, default=None, metavar="N",
                         help="MAE pretraining epochs (default: the size's, 75 for demo; 150 "
-                             "learns better features but adds ~8 minutes on 2 cores)")
+                             "learns better features but adds ~6 minutes on 2 cores)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s demo %(message)s", datefmt="%H:%M:%S")
     t0 = time.perf_counter()
